@@ -1,0 +1,3 @@
+"""heeldrop: heel-drop recommendations that explain themselves."""
+
+__version__ = "0.1.0"

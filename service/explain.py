@@ -1,0 +1,223 @@
+"""Turn one row of decisions into the response: plan, rule firings, factors, summary, advice."""
+
+import math
+from typing import Any
+
+import numpy as np
+
+from service.combine import DIRECTIONS, URGENCY, Decisions
+from service.features import FEATURE_INPUTS, FEATURES, context_name
+from service.fields import BANDS
+from service.model import ServingModel
+from service.rules import Rule
+
+STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
+TOP_FACTORS = 4
+GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
+_GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
+_GROUP_VALUE = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
+IMPORTANT_INPUTS = (
+    "person.age_years", "person.body_mass_kg", "activity.primary",
+    "footwear.years_in_heeled_shoes", "footwear.weeks_in_current_drop",
+    "mobility.restriction_felt",
+)  # fmt: skip
+
+
+def attributions(model: ServingModel, X: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Per row and input: log p(top band) minus its value with that input set to typical.
+
+    Occlusion against the training medians: one batched model call, and it names inputs a
+    person gave rather than encoded columns. Positive = this input raised the top band.
+    """
+    n, g = len(X), len(GROUPS)
+    occluded = np.where(_GROUP_MASK[None, :, :], model.baseline, X[:, None, :])
+    p_occ = model.predict_proba(occluded.reshape(n * g, -1)).reshape(n, g, len(BANDS))
+    rows = np.arange(n)
+    p_top = model.predict_proba(X)[rows, top]
+    return np.log(p_top)[:, None] - np.log(p_occ[rows, :, top[:, None]].reshape(n, g))
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly scalar; NaN and empty strings become null."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value) or value == "":
+        return None
+    return value
+
+
+class _Values(dict[str, Any]):
+    """Template values for one row, read lazily from the decisions."""
+
+    def __init__(self, d: Decisions, i: int, rule: Rule):
+        super().__init__()
+        self.d, self.i, self.rule = d, i, rule
+
+    def __missing__(self, key: str) -> Any:
+        if key == "floor_value":
+            return float(self.d.floors[self.rule.id][self.i])
+        if key == "ceiling_value":
+            return float(self.d.ceilings[self.rule.id][self.i])
+        if key == "reasons":
+            return "; ".join(self.reasons())
+        value = _plain(self.d.ctx[key][self.i])
+        return math.nan if value is None else value
+
+    def reasons(self) -> list[str]:
+        masks = self.d.reasons[self.rule.id]
+        held = [r for r, m in zip(self.rule.reasons, masks, strict=True) if m[self.i]]
+        return [r.text.format_map(self) for r in held]
+
+
+def _effect(rule: Rule, d: Decisions, i: int) -> str:
+    if rule.referral:
+        if rule.provisional:
+            return f"referral {rule.referral}; provisional answer, confidence x{rule.confidence}"
+        return f"referral {rule.referral}; no change of shoes"
+    parts = []
+    if rule.id in d.floors:
+        parts.append(f"floor {d.floors[rule.id][i]:.0f} mm")
+    if rule.id in d.ceilings:
+        parts.append(f"ceiling {d.ceilings[rule.id][i]:.0f} mm")
+    if rule.band:
+        parts.append(f"band of the current drop ({BANDS[d.ctx['current_band'][i]]})")
+    if rule.stage == "range":
+        parts.append("range widened to include the current drop; keep")
+    if rule.pace_weeks:
+        parts.append(f"{rule.pace_weeks} weeks a step")
+    if rule.confidence and not rule.referral:
+        parts.append(f"confidence x{rule.confidence}")
+    if rule.advice:
+        parts.append("advice")
+    return ", ".join(parts)
+
+
+def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
+    """Lowering: steps of at most 4 mm ending at the range's max; raising: one step."""
+    current, direction = float(d.ctx["current"][i]), DIRECTIONS[d.direction[i]]
+    weeks = int(d.pace_weeks[i])
+    if direction == "keep":
+        return []
+    if direction in ("raise", "step_back_up"):
+        target = int(d.range_min[i])
+        note = f"Change to {target} mm shoes, or add a heel insert; going higher can be done at once."
+        return [{"step": 1, "drop_mm": target, "weeks": weeks, "note": note}]
+    target = int(d.range_max[i])
+    count = math.ceil((current - target) / 4)
+    size = (current - target) / count
+    drops = [math.ceil(current - k * size) for k in range(1, count)] + [target]
+    return [
+        {"step": k, "drop_mm": drop, "weeks": weeks,
+         "note": f"Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more."}
+        for k, drop in enumerate(drops, start=1)
+    ]  # fmt: skip
+
+
+def _shaped(d: Decisions, i: int, rule_id: str) -> bool:
+    """Whether a rule's bound is the one that holds the final interval, or it set the band."""
+    if rule_id in d.floors and d.floors[rule_id][i] == d.allowed_min[i]:
+        return True
+    if rule_id in d.ceilings and d.ceilings[rule_id][i] == d.allowed_max[i]:
+        return rule_id != "HD019" or d.band[i] == len(BANDS) - 2
+    return rule_id in ("HD050", "HD051")
+
+
+def _summary(d: Decisions, i: int, firings: list[dict[str, Any]]) -> str:
+    current, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
+    lo, hi = int(d.range_min[i]), int(d.range_max[i])
+    span = f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
+    active = [f for f in firings if not f["overruled"]]
+    urgency = URGENCY[d.urgency[i]]
+    if any(f["effect"].endswith("no change of shoes") for f in active):
+        reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
+        return f"{reasons} Until then, keep your current {current:g} mm."
+    direction = DIRECTIONS[d.direction[i]]
+    lead = {
+        "keep": f"Keep an effective heel drop of {span} ({band}): your current {current:g} mm fits.",
+        "lower_gradually": f"Lower gradually from {current:g} mm to {span} ({band}), in steps.",
+        "raise": f"Raise your effective heel drop from {current:g} mm to {span} ({band}).",
+        "step_back_up": f"Step back up from {current:g} mm to {span} ({band}).",
+    }[direction]
+    why = [f["message"] for f in active if _shaped(d, i, f["id"])][:3]
+    parts = [lead, *why]
+    if d.probs is None:
+        parts.append("No model is loaded, so this answer comes from the rules alone.")
+    else:
+        top = int(d.model_band[i])
+        p = float(d.probs[i, top])
+        if top == d.band[i]:
+            parts.append(f"The classifier agrees: {BANDS[top]} is its most likely band ({p:.0%}).")
+        else:
+            parts.append(f"The classifier's own top band was {BANDS[top]} ({p:.0%}); "
+                         f"the rules above moved the answer to {band}.")  # fmt: skip
+    if urgency:
+        parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
+    return " ".join(parts)
+
+
+def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | None,
+           factors: np.ndarray | None, cols: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
+    """The SPEC response for row i, without the request id and client ref."""
+    firings, advice, reasons = [], [], []
+    for rule in sorted(rules, key=lambda r: r.id):
+        if not d.fired[rule.id][i]:
+            continue
+        values = _Values(d, i, rule)
+        overruled = bool(d.overruled[rule.id][i])
+        firings.append({
+            "id": rule.id, "name": rule.name, "effect": _effect(rule, d, i),
+            "message": rule.message.format_map(values), "rationale": rule.rationale,
+            "overruled": overruled,
+        })  # fmt: skip
+        if rule.referral and not overruled:
+            reasons.extend(values.reasons())
+        if rule.id in d.advice and d.advice[rule.id][i]:
+            advice.append({"id": rule.id, "text": rule.advice})
+    urgency = URGENCY[d.urgency[i]]
+    referral = {"urgency": urgency, "reasons": reasons} if urgency else None
+    top = int(d.model_band[i])
+    model_view: dict[str, Any] = {
+        "version": model.version if model else None,
+        "band_probabilities": {},
+        "top_band": None,
+        "top_factors": [],
+        "overridden_by_rules": False,
+    }
+    if d.probs is not None:
+        model_view["band_probabilities"] = {b: round(float(p), 4) for b, p in zip(BANDS, d.probs[i], strict=True)}
+        model_view["top_band"] = BANDS[top]
+        model_view["overridden_by_rules"] = top != int(d.band[i])
+    if factors is not None:
+        order = np.argsort(-np.abs(factors[i]))[:TOP_FACTORS]
+        model_view["top_factors"] = [
+            {"feature": GROUPS[g], "value": _plain(d.ctx[_GROUP_VALUE[g]][i]) if _GROUP_VALUE[g] in d.ctx else None,
+             "contribution": round(float(factors[i, g]), 4)}
+            for g in order
+        ]  # fmt: skip
+    missing = [p for p in IMPORTANT_INPUTS if _plain(cols[p][i]) is None]
+    if np.isnan(d.ctx["ktw_min"][i]):
+        missing.append("mobility.knee_to_wall_cm")
+    weeks = int(d.pace_weeks[i])
+    recommendation = {
+        "drop_mm": {"min": int(d.range_min[i]), "max": int(d.range_max[i])},
+        "band": BANDS[d.band[i]],
+        "direction": DIRECTIONS[d.direction[i]],
+        "transition_plan": plan(d, i),
+        "confidence": round(float(d.confidence[i]), 4),
+        "refer_to_clinician": referral is not None,
+        "referral": referral,
+        "follow_up": {"retest_weeks": weeks, "step_back_if": STEP_BACK_IF},
+    }
+    return {
+        "recommendation": recommendation,
+        "explanation": {
+            "summary": _summary(d, i, firings),
+            "rules": firings,
+            "model": model_view,
+            "missing_inputs": missing,
+        },
+        "advice": advice,
+        "degraded": model is None,
+    }
+
+

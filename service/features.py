@@ -1,0 +1,126 @@
+"""Derived values (RULES.md) and the classifier's feature matrix, from columns, vectorised.
+
+Training and serving both call `model_matrix`, so the model never sees a column the server
+cannot build.
+"""
+
+import numpy as np
+
+from service.columns import Columns, empty
+from service.fields import BAND_MM, BANDS, FIELDS, SEVERITIES
+
+CM_PER_DEGREE = 1 / 3.6  # Bennell 1998: 1 cm of knee-to-wall is about 3.6 degrees
+SHOE_HEEL_CM = 1.0  # a shoe adds about 1 cm of heel to a knee-to-wall test (PodiatryFAQ)
+PAIN3 = SEVERITIES[:6]  # the six pains that count towards `pain3`
+BAND_LO = np.array([BAND_MM[b][0] for b in BANDS], dtype=np.float64)
+BAND_HI = np.array([BAND_MM[b][1] for b in BANDS], dtype=np.float64)
+
+
+def context_name(path: str) -> str:
+    """The name a rule uses for a request field: the path without its group."""
+    return path.split(".", 1)[1].replace(".", "_") if "." in path else path
+
+
+def band_of(drop: np.ndarray) -> np.ndarray:
+    """Index into BANDS of the band holding each (possibly fractional) drop."""
+    return np.searchsorted(BAND_HI + 0.5, drop, side="right").clip(0, len(BANDS) - 1)
+
+
+def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
+    ktw = cols[f"mobility.knee_to_wall_cm.{side}"]
+    ktw = np.where(np.isnan(ktw), cols[f"mobility.lunge_angle_deg.{side}"] * CM_PER_DEGREE, ktw)
+    return ktw - SHOE_HEEL_CM * in_shoes
+
+
+def derive(cols: Columns) -> dict[str, np.ndarray]:
+    """The rule context: every field by its short name plus the derived values of RULES.md."""
+    ctx = {context_name(f.path): cols[f.path] for f in FIELDS if f.kind != "text"}
+    for name in SEVERITIES:
+        ctx[name] = np.nan_to_num(ctx[name])  # symptom(x): absent counts as none
+    insert = np.nan_to_num(ctx["heel_insert_mm"])
+    ctx["current"] = ctx["current_drop_mm"] + insert
+    in_shoes = (ctx["measured_in"] == "shoes").astype(np.float64)
+    left, right = _side_ktw(cols, "left", in_shoes), _side_ktw(cols, "right", in_shoes)
+    ctx["ktw_left"], ctx["ktw_right"] = left, right
+    ctx["ktw_min"] = np.fmin(left, right)
+    ctx["ktw_asym"] = np.abs(left - right)
+    ctx["pain3"] = np.max([ctx[name] for name in PAIN3], axis=0) >= 3
+    runs = (ctx["primary"] == "running") | (ctx["running_km_per_week"] >= 5)
+    ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
+    ctx["lifting"] = (ctx["primary"] == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
+    ctx["current_band"] = band_of(ctx["current"])
+    return ctx
+
+
+def _flag(x: np.ndarray) -> np.ndarray:
+    return (x == 1).astype(np.float64)
+
+
+def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Named model inputs; NaN where absent (the pipeline imputes), indicators where it matters."""
+    current = ctx["current"]
+    ktw = ctx["ktw_min"]
+    pinch_front = np.isin(ctx["restriction_felt"], ("front", "both")).astype(np.float64)
+    heeled = np.nan_to_num(ctx["years_in_heeled_shoes"])
+    recent = (ctx["started_after_shoe_change"] == 1) | (ctx["weeks_in_current_drop"] < 26)
+    convert = ((current <= 2) & recent & (heeled >= 5)).astype(np.float64)
+    back_pain = np.max([ctx[n] for n in ("calf_tightness", "achilles_pain", "plantar_heel_pain")], 0)
+    feats = {
+        "current_drop": current,
+        **{f"current_band_{b}": (ctx["current_band"] == i).astype(np.float64)
+           for i, b in enumerate(BANDS)},  # fmt: skip
+        "age_years": ctx["age_years"],
+        "body_mass_kg": ctx["body_mass_kg"],
+        "male": (ctx["sex"] == "male").astype(np.float64),
+        "years_in_heeled_shoes": heeled,
+        "log_weeks_in_current_drop": np.log1p(ctx["weeks_in_current_drop"]),
+        "drop_change_from_previous": current - ctx["previous_drop_mm"],
+        "high_heel_hours_per_week": np.nan_to_num(ctx["high_heel_hours_per_week"]),
+        "running_km_per_week": np.nan_to_num(ctx["running_km_per_week"]),
+        "regular_runner": ctx["regular_runner"].astype(np.float64),
+        "lifting": ctx["lifting"].astype(np.float64),
+        **{name: ctx[name] for name in SEVERITIES[:6]},
+        "started_after_shoe_change": _flag(ctx["started_after_shoe_change"]),
+        "ktw_min_cm": ktw,
+        "ktw_missing": np.isnan(ktw).astype(np.float64),
+        "ktw_below_6": (ktw < 6).astype(np.float64),
+        "ktw_below_10": (ktw < 10).astype(np.float64),
+        "ktw_asym_cm": np.nan_to_num(ctx["ktw_asym"]),
+        "restriction_front": pinch_front,
+        "restriction_back": (ctx["restriction_felt"] == "back").astype(np.float64),
+        "deep_squat_heels_down": _flag(ctx["deep_squat_heels_down"]),
+        "zero_drop_convert": convert,
+        "zero_drop_convert_pain": convert * back_pain,
+        "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
+        "front_block_severe": pinch_front * (ktw < 6),
+        "back_block_severe": (ctx["restriction_felt"] == "back") * (ktw < 6),
+    }
+    return feats
+
+
+def model_matrix(ctx: dict[str, np.ndarray]) -> np.ndarray:
+    """The n x len(FEATURES) float matrix the classifier sees."""
+    feats = model_columns(ctx)
+    return np.column_stack([np.asarray(feats[name], dtype=np.float64) for name in FEATURES])
+
+
+FEATURES: tuple[str, ...] = tuple(model_columns(derive(empty(0))))
+
+# The input each feature stands for, so attributions name something a person gave us.
+_INPUT_BY_PREFIX = {
+    "current_": "footwear.current_drop_mm",
+    "ktw_": "mobility.knee_to_wall_cm",
+    "restriction_": "mobility.restriction_felt",
+    "zero_drop_": "heeled history and a recent zero-drop switch",
+    "runner_in_low": "regular running in a low drop",
+    "front_block": "severe restriction with a front block",
+    "back_block": "severe restriction with a calf block",
+    "drop_change": "footwear.previous_drop_mm",
+    "log_weeks": "footwear.weeks_in_current_drop",
+    "male": "person.sex",
+}
+_PATH_OF = {context_name(f.path): f.path for f in FIELDS}
+FEATURE_INPUTS = {
+    name: next((v for k, v in _INPUT_BY_PREFIX.items() if name.startswith(k)), _PATH_OF.get(name, name))
+    for name in FEATURES
+}

@@ -1,0 +1,130 @@
+"""The rule catalogue: loaded from `rules.toml`, checked against the typed context, compiled."""
+
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from service.conditions import Compiled, Compiler, ConditionError, Kind
+from service.features import context_name
+from service.fields import FIELDS
+from service.errors import HeeldropError
+
+STAGES = ("referral", "bounds", "advice", "band", "range", "pace")
+_KIND_OF_FIELD: dict[str, Kind] = {
+    "number": "number", "count": "number", "severity": "number", "bool": "bool", "enum": "text",
+}  # fmt: skip
+DERIVED: dict[str, Kind] = {
+    "current": "number", "ktw_left": "number", "ktw_right": "number", "ktw_min": "number",
+    "ktw_asym": "number", "pain3": "flag", "regular_runner": "flag", "lifting": "flag",
+    "current_band": "number",
+}  # fmt: skip
+# Values each stage adds to the context for the stages after it.
+STAGE_VALUES: dict[str, dict[str, Kind]] = {
+    "range": {"allowed_min": "number", "allowed_max": "number",
+              "range_min": "number", "range_max": "number"},
+    "pace": {"allowed_min": "number", "allowed_max": "number",
+             "range_min": "number", "range_max": "number"},
+}  # fmt: skip
+TEMPLATE_EXTRAS = {"reasons", "floor_value", "ceiling_value"}
+_KEYS = {
+    "id", "name", "stage", "when", "reasons", "referral", "floor", "ceiling", "confidence",
+    "pace_weeks", "band", "provisional", "message", "advice", "advice_when", "rationale",
+}  # fmt: skip
+
+
+class RuleError(HeeldropError):
+    """The rule table is invalid; the service refuses to start with it."""
+
+
+@dataclass(frozen=True)
+class Reason:
+    when: Compiled
+    text: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: stable id, readable name, condition, effect, message and rationale."""
+
+    id: str
+    name: str
+    stage: str
+    when: Compiled
+    message: str
+    rationale: str
+    reasons: tuple[Reason, ...] = ()
+    referral: str | None = None
+    provisional: bool = False
+    floor: Compiled | None = None
+    ceiling: Compiled | None = None
+    confidence: float | None = None
+    pace_weeks: int | None = None
+    band: str | None = None
+    advice: str | None = None
+    advice_when: Compiled | None = None
+
+
+def context_kinds() -> dict[str, Kind]:
+    """Every name a rule may use, with its kind."""
+    kinds = {context_name(f.path): _KIND_OF_FIELD[f.kind] for f in FIELDS if f.kind != "text"}
+    return kinds | DERIVED
+
+
+def _template_names(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
+    rid = raw.get("id", "?")
+    missing = {"id", "name", "stage", "message", "rationale"} - raw.keys()
+    unknown = raw.keys() - _KEYS
+    if missing or unknown:
+        raise RuleError(f"{rid}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    if not re.fullmatch(r"HD\d{3}", rid) or raw["stage"] not in STAGES:
+        raise RuleError(f"{rid}: bad id or stage {raw['stage']!r}")
+    if not re.search(r"Grade [ABC]|[Ss]ervice policy", raw["rationale"]):
+        raise RuleError(f"{rid}: the rationale must state its evidence grade")
+    kinds = context_kinds() | STAGE_VALUES.get(raw["stage"], {})
+    compiler = Compiler(kinds, ids)
+    allowed = set(kinds) | TEMPLATE_EXTRAS
+    try:
+        reasons = tuple(Reason(compiler.condition(r["when"]), r["text"]) for r in raw.get("reasons", ()))
+        if "when" in raw:
+            when = compiler.condition(raw["when"])
+        elif reasons:
+            when = compiler.condition(" or ".join(f"({r['when']})" for r in raw["reasons"]))
+        else:
+            raise RuleError(f"{rid}: needs 'when' or 'reasons'")
+        texts = [raw["message"], *(r.text for r in reasons)]
+        bad = set().union(*(_template_names(t) for t in texts)) - allowed
+        if bad:
+            raise RuleError(f"{rid}: the message names unknown values {sorted(bad)}")
+        return Rule(
+            id=rid, name=raw["name"], stage=raw["stage"], when=when, message=raw["message"],
+            rationale=raw["rationale"], reasons=reasons, referral=raw.get("referral"),
+            provisional=raw.get("provisional", False),
+            floor=compiler.value(raw["floor"]) if "floor" in raw else None,
+            ceiling=compiler.value(raw["ceiling"]) if "ceiling" in raw else None,
+            confidence=raw.get("confidence"), pace_weeks=raw.get("pace_weeks"),
+            band=raw.get("band"), advice=raw.get("advice"),
+            advice_when=compiler.condition(raw["advice_when"]) if "advice_when" in raw else None,
+        )  # fmt: skip
+    except (ConditionError, KeyError) as exc:
+        raise RuleError(f"{rid}: {exc}") from None
+
+
+def load_rules(path: str | Path | None = None) -> tuple[Rule, ...]:
+    """Load and check the rule table; any problem is a RuleError naming the rule."""
+    if path is None:
+        text = resources.files("service").joinpath("rules.toml").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    raw_rules = tomllib.loads(text).get("rule", [])
+    ids = [r.get("id") for r in raw_rules]
+    if len(set(ids)) != len(ids):
+        raise RuleError("rule ids must be unique")
+    return tuple(_compile(raw, frozenset(ids)) for raw in raw_rules)

@@ -1,0 +1,180 @@
+"""marshmallow schemas for the request (generated from the field table) and the response."""
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from service.errors import InvalidInput
+from service.fields import BANDS, FIELDS, Field
+
+DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
+
+
+class StrictNumber(fields.Field):
+    """A JSON number: not a bool, not a string, not NaN or Infinity."""
+
+    default_error_messages = {"invalid": "Not a valid number.", "whole": "Not a whole number."}
+
+    def __init__(self, *, whole: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.whole = whole
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.make_error("invalid")
+        if self.whole and value != int(value):
+            raise self.make_error("whole")
+        return value
+
+
+class StrictBool(fields.Boolean):
+    """A JSON true or false, not 1, 0 or a string."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def _field(f: Field) -> fields.Field:
+    if f.kind in ("number", "count", "severity"):
+        rng = validate.Range(f.lo, f.hi)
+        return StrictNumber(whole=f.kind != "number", required=f.required, validate=rng)
+    if f.kind == "bool":
+        return StrictBool()
+    if f.kind == "enum":
+        return fields.String(validate=validate.OneOf(f.choices))
+    return fields.String(validate=validate.Length(max=int(f.hi)))
+
+
+def _camel(path: str) -> str:
+    return "".join(part.capitalize() for part in path.replace(".", "_").split("_"))
+
+
+def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
+    attrs: dict[str, Any] = {}
+    for name, node in tree.items():
+        if isinstance(node, Field):
+            attrs[name] = _field(node)
+        else:
+            nested = _build(f"{prefix}.{name}" if prefix else name, node)
+            attrs[name] = fields.Nested(nested, required=name == "footwear")
+    attrs["Meta"] = type("Meta", (), {"unknown": RAISE})
+    return type(f"{_camel(prefix)}Schema" if prefix else "RecommendationRequestSchema", (Schema,), attrs)
+
+
+def _tree() -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    for f in FIELDS:
+        *groups, leaf = f.path.split(".")
+        node = root
+        for g in groups:
+            node = node.setdefault(g, {})
+        node[leaf] = f
+    return root
+
+
+RequestSchema = _build("", _tree())
+request_schema = RequestSchema()
+
+
+def flatten_errors(messages: Mapping[str, Any], prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as {field path: [messages]}."""
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat.update(flatten_errors(value, path))
+        else:
+            flat[path] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return flat
+
+
+def load_request(data: Any) -> dict[str, Any]:
+    """Validate one request; raise InvalidInput with messages keyed by field path."""
+    if not isinstance(data, Mapping):
+        raise InvalidInput("The request must be a JSON object.", {"_schema": ["Not an object."]})
+    try:
+        return request_schema.load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, Mapping) else {"_schema": exc.messages}
+        raise InvalidInput("The request has invalid fields.", flatten_errors(messages)) from None
+
+
+class DropRangeSchema(Schema):
+    min = fields.Integer(required=True)
+    max = fields.Integer(required=True)
+
+
+class PlanStepSchema(Schema):
+    step = fields.Integer(required=True)
+    drop_mm = fields.Integer(required=True)
+    weeks = fields.Integer(required=True)
+    note = fields.String(required=True)
+
+
+class ReferralSchema(Schema):
+    urgency = fields.String(required=True, validate=validate.OneOf(("today", "soon")))
+    reasons = fields.List(fields.String(), required=True)
+
+
+class FollowUpSchema(Schema):
+    retest_weeks = fields.Integer(required=True)
+    step_back_if = fields.String(required=True)
+
+
+class RecommendationSchema(Schema):
+    drop_mm = fields.Nested(DropRangeSchema, required=True)
+    band = fields.String(required=True, validate=validate.OneOf(BANDS))
+    direction = fields.String(required=True, validate=validate.OneOf(DIRECTIONS))
+    transition_plan = fields.List(fields.Nested(PlanStepSchema), required=True)
+    confidence = fields.Float(required=True)
+    refer_to_clinician = fields.Boolean(required=True)
+    referral = fields.Nested(ReferralSchema, allow_none=True, required=True)
+    follow_up = fields.Nested(FollowUpSchema, required=True)
+
+
+class RuleFiringSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    effect = fields.String(required=True)
+    message = fields.String(required=True)
+    rationale = fields.String(required=True)
+    overruled = fields.Boolean(required=True)
+
+
+class FactorSchema(Schema):
+    feature = fields.String(required=True)
+    value = fields.Raw(allow_none=True)
+    contribution = fields.Float(required=True)
+
+
+class ModelViewSchema(Schema):
+    version = fields.String(allow_none=True, required=True)
+    band_probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
+    top_band = fields.String(allow_none=True, required=True)
+    top_factors = fields.List(fields.Nested(FactorSchema), required=True)
+    overridden_by_rules = fields.Boolean(required=True)
+
+
+class ExplanationSchema(Schema):
+    summary = fields.String(required=True)
+    rules = fields.List(fields.Nested(RuleFiringSchema), required=True)
+    model = fields.Nested(ModelViewSchema, required=True)
+    missing_inputs = fields.List(fields.String(), required=True)
+
+
+class AdviceSchema(Schema):
+    id = fields.String(required=True)
+    text = fields.String(required=True)
+
+
+class RecommendationResponseSchema(Schema):
+    request_id = fields.String(required=True)
+    client_ref = fields.String(allow_none=True, required=True)
+    recommendation = fields.Nested(RecommendationSchema, required=True)
+    explanation = fields.Nested(ExplanationSchema, required=True)
+    advice = fields.List(fields.Nested(AdviceSchema), required=True)
+    degraded = fields.Boolean(required=True)
