@@ -167,7 +167,7 @@ def _outcome(rng: np.random.Generator, p: Arrays) -> tuple[np.ndarray, np.ndarra
     w = np.where(adapted, np.where(p["weeks"] >= 26, 0.9, 0.75), 0.6)
     t = w * cur + (1 - w) * 8.0  # anchored on the current drop, pulled toward a moderate drop
     convert_pain = p["convert"] & (np.max([calf, ach, plant, pinch], axis=0) >= 3)
-    t = np.where(convert_pain, np.clip(t, 6, 9), t)
+    t = np.where(convert_pain, np.clip(t, 5, 9), t)
     mild = 0.03 * (p["age"] - 40) + 0.02 * np.clip(p["mass"] - 75, -20, 40)
     t = t + mild + 0.25 * calf + 0.3 * plant + 0.5 * ach - 0.45 * fore - 0.3 * knee
     t = np.where(ach >= 3, np.maximum(t, 8.5 + 0.3 * (ach - 3)), t)
@@ -180,7 +180,7 @@ def _outcome(rng: np.random.Generator, p: Arrays) -> tuple[np.ndarray, np.ndarra
     bonus = np.zeros((n, 5))
     cur_band = np.searchsorted(EDGES, cur, side="right") - 1
     bonus[np.arange(n), cur_band] += np.where(adapted, 0.6, 0.0)  # habit: what they know works
-    bonus[:, 0] -= 2.5 * convert_pain + 1.5 * (ach >= 3) + 0.8 * (plant >= 3)
+    bonus[:, 0] -= 1.0 * convert_pain + 1.5 * (ach >= 3) + 0.8 * (plant >= 3)
     bonus[:, 0] -= 0.6 * p["regular"] + 0.3 * np.clip((p["mass"] - 71.4) / 20, 0, 1)
     bonus[:, 1] += -0.6 * p["regular"] + 0.4 * p["occasional"] - 0.8 * (ach >= 3)
     bonus[:, 3] -= 0.8 * (fore >= 3) + 0.5 * (knee >= 3) + 1.5 * (front & (ktw < 6))
@@ -239,7 +239,8 @@ def _observe(rng: np.random.Generator, p: Arrays) -> dict[str, pa.Array]:
     c["history.diabetes_or_neuropathy"] = flag(p["diabetes"], 0.5)
     c["history.previous_stress_fracture"] = flag(u(n) < 0.03 + 0.03 * p["regular"], 0.55)
     c["history.leg_length_difference_mm"] = num(np.abs(rng.normal(0, 5, n)), 0.92)
-    c["history.can_walk_four_steps"] = pa.array(u(n) >= 0.0025, mask=u(n) < 0.5)
+    walks = u(n) >= 0.0025
+    c["history.can_walk_four_steps"] = pa.array(walks, mask=(u(n) < 0.5) & walks)
     measured, method, shoes = u(n) >= 0.25, u(n), u(n) < 0.2  # method: KTW 80%, lunge 15%, both 5%
     one_side = np.where(u(n) < 0.1, np.where(u(n) < 0.5, 1, 2), 0)  # 1: left only, 2: right only
     ktw, kept = {}, {}
@@ -281,8 +282,8 @@ def _table(rows: int, seed: int) -> pa.Table:
 
 def simulate(rows: int, seed: int) -> pd.DataFrame:
     """`rows` simulated people with their outcome; nullable dtypes so absent stays absent."""
-    types = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
-    types[pa.bool_()] = pd.BooleanDtype()
+    types: dict[pa.DataType, pd.api.extensions.ExtensionDtype] = {pa.bool_(): pd.BooleanDtype()}
+    types |= {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
     return _table(rows, seed).to_pandas(types_mapper=types.get)
 
 

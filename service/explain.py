@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from service.combine import DIRECTIONS, URGENCY, Decisions
-from service.features import FEATURE_INPUTS, FEATURES, context_name
+from service.features import BAND_HI, BAND_LO, FEATURE_INPUTS, FEATURES, context_name
 from service.fields import BANDS
 from service.model import ServingModel
 from service.rules import Rule
@@ -15,7 +15,8 @@ STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
 TOP_FACTORS = 4
 GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
 _GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
-_GROUP_VALUE = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
+_GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
+_GROUP_FIRST = {g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS}
 IMPORTANT_INPUTS = (
     "person.age_years", "person.body_mass_kg", "activity.primary",
     "footwear.years_in_heeled_shoes", "footwear.weeks_in_current_drop",
@@ -35,6 +36,14 @@ def attributions(model: ServingModel, X: np.ndarray, top: np.ndarray) -> np.ndar
     rows = np.arange(n)
     p_top = model.predict_proba(X)[rows, top]
     return np.log(p_top)[:, None] - np.log(p_occ[rows, :, top[:, None]].reshape(n, g))
+
+
+def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
+    """The person's value for an input group: the field itself, or its first derived feature."""
+    key = _GROUP_KEY[group]
+    if key in d.ctx:
+        return _plain(d.ctx[key][i])
+    return None if X is None else _plain(X[i, _GROUP_FIRST[group]])
 
 
 def _plain(value: Any) -> Any:
@@ -113,16 +122,22 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _shaped(d: Decisions, i: int, rule_id: str) -> bool:
-    """Whether a rule's bound is the one that holds the final interval, or it set the band."""
-    if rule_id in d.floors and d.floors[rule_id][i] == d.allowed_min[i]:
+def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
+    """Whether a rule changed this answer: set the band, widened the range, or a binding bound
+    that excluded the model's top band or trimmed the chosen one."""
+    if rule.band or rule.stage == "range":
         return True
-    if rule_id in d.ceilings and d.ceilings[rule_id][i] == d.allowed_max[i]:
-        return rule_id != "HD019" or d.band[i] == len(BANDS) - 2
-    return rule_id in ("HD050", "HD051")
+    lo, hi = d.allowed_min[i], d.allowed_max[i]
+    binds = (rule.id in d.floors and d.floors[rule.id][i] == lo) or (
+        rule.id in d.ceilings and d.ceilings[rule.id][i] == hi
+    )
+    top = d.model_band[i] if d.model_band[i] >= 0 else d.band[i]
+    excluded = BAND_LO[top] > hi or BAND_HI[top] < lo
+    trimmed = BAND_LO[d.band[i]] < lo or BAND_HI[d.band[i]] > hi
+    return bool(binds and (excluded or trimmed))
 
 
-def _summary(d: Decisions, i: int, firings: list[dict[str, Any]]) -> str:
+def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[str, Rule]) -> str:
     current, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
     lo, hi = int(d.range_min[i]), int(d.range_max[i])
     span = f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
@@ -138,8 +153,11 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]]) -> str:
         "raise": f"Raise your effective heel drop from {current:g} mm to {span} ({band}).",
         "step_back_up": f"Step back up from {current:g} mm to {span} ({band}).",
     }[direction]
-    why = [f["message"] for f in active if _shaped(d, i, f["id"])][:3]
+    why = [f["message"] for f in active if _shaped(d, i, by_id[f["id"]])][:3]
+    set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
+    if set_aside:
+        parts.append(f"Set aside for a higher-priority rule: {'; '.join(set_aside)}.")
     if d.probs is None:
         parts.append("No model is loaded, so this answer comes from the rules alone.")
     else:
@@ -156,7 +174,8 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]]) -> str:
 
 
 def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | None,
-           factors: np.ndarray | None, cols: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
+           factors: np.ndarray | None, X: np.ndarray | None,
+           cols: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
     """The SPEC response for row i, without the request id and client ref."""
     firings, advice, reasons = [], [], []
     for rule in sorted(rules, key=lambda r: r.id):
@@ -190,7 +209,7 @@ def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | 
     if factors is not None:
         order = np.argsort(-np.abs(factors[i]))[:TOP_FACTORS]
         model_view["top_factors"] = [
-            {"feature": GROUPS[g], "value": _plain(d.ctx[_GROUP_VALUE[g]][i]) if _GROUP_VALUE[g] in d.ctx else None,
+            {"feature": GROUPS[g], "value": _group_value(d, i, GROUPS[g], X),
              "contribution": round(float(factors[i, g]), 4)}
             for g in order
         ]  # fmt: skip
@@ -211,7 +230,7 @@ def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | 
     return {
         "recommendation": recommendation,
         "explanation": {
-            "summary": _summary(d, i, firings),
+            "summary": _summary(d, i, firings, {r.id: r for r in rules}),
             "rules": firings,
             "model": model_view,
             "missing_inputs": missing,

@@ -65,6 +65,7 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     recent = (ctx["started_after_shoe_change"] == 1) | (ctx["weeks_in_current_drop"] < 26)
     convert = ((current <= 2) & recent & (heeled >= 5)).astype(np.float64)
     back_pain = np.max([ctx[n] for n in ("calf_tightness", "achilles_pain", "plantar_heel_pain")], 0)
+    adapted = (~ctx["pain3"] & (ktw >= 10)).astype(np.float64)
     feats = {
         "current_drop": current,
         **{f"current_band_{b}": (ctx["current_band"] == i).astype(np.float64)
@@ -91,6 +92,11 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "deep_squat_heels_down": _flag(ctx["deep_squat_heels_down"]),
         "zero_drop_convert": convert,
         "zero_drop_convert_pain": convert * back_pain,
+        "current_drop_squared": np.square(current) / 10,
+        "adapted": adapted,
+        "adapted_x_current": adapted * current,
+        **{f"{name}_3": (ctx[name] >= 3).astype(np.float64) for name in SEVERITIES[2:6]},
+        "body_mass_over_71": np.clip((ctx["body_mass_kg"] - 71.4) / 20, 0, 1),
         "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
         "front_block_severe": pinch_front * (ktw < 6),
         "back_block_severe": (ctx["restriction_felt"] == "back") * (ktw < 6),
@@ -118,6 +124,14 @@ _INPUT_BY_PREFIX = {
     "drop_change": "footwear.previous_drop_mm",
     "log_weeks": "footwear.weeks_in_current_drop",
     "male": "person.sex",
+    "adapted": "no pain and good mobility",
+    "achilles_pain": "symptoms.achilles_pain",
+    "plantar_heel_pain": "symptoms.plantar_heel_pain",
+    "forefoot_pain": "symptoms.forefoot_pain",
+    "knee_pain": "symptoms.knee_pain",
+    "body_mass": "person.body_mass_kg",
+    "regular_runner": "activity (regular runner)",
+    "lifting": "activity (lifting)",
 }
 _PATH_OF = {context_name(f.path): f.path for f in FIELDS}
 FEATURE_INPUTS = {

@@ -67,6 +67,7 @@ class LinearSoftmax:
 def compile_estimator(estimator: Any) -> LinearSoftmax:
     """The numpy evaluator for a fitted model; ModelRefused for an unsupported structure."""
     beta = 1.0
+    classes = list(getattr(estimator, "classes_", []))
     if isinstance(estimator, CalibratedClassifierCV):
         if len(estimator.calibrated_classifiers_) != 1 or estimator.method != "temperature":
             raise ModelRefused("only a single temperature-calibrated model can be served")
@@ -78,7 +79,9 @@ def compile_estimator(estimator: Any) -> LinearSoftmax:
     if not (isinstance(imputer, SimpleImputer) and isinstance(scaler, StandardScaler)
             and isinstance(clf, LogisticRegression)):  # fmt: skip
         raise ModelRefused("the model is not an impute/scale/logistic pipeline")
-    order = [list(clf.classes_).index(b) for b in BANDS]
+    if sorted(classes) != sorted(BANDS):
+        raise ModelRefused(f"the model's classes {classes} are not the five bands")
+    order = [classes.index(b) for b in BANDS]  # the inner model was fitted on encoded labels
     return LinearSoftmax(
         fill=imputer.statistics_, mean=scaler.mean_, scale=scaler.scale_,
         coef=clf.coef_[order], intercept=clf.intercept_[order], beta=beta,

@@ -41,7 +41,7 @@ class Recommender:
         ids = request_ids or [uuid.uuid4().hex for _ in requests]
         return [
             {"request_id": ids[i], "client_ref": requests[i].get("client_ref"),
-             **render(d, i, self.rules, self.model, factors, cols)}
+             **render(d, i, self.rules, self.model, factors, X, cols)}
             for i in range(len(requests))
         ]  # fmt: skip
 

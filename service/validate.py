@@ -46,7 +46,7 @@ def _number(field: Field, raw: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
     else:
         text = _text(raw)
         given = text != ""
-        values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(np.float64)
+        values = pd.to_numeric(pd.Series(text), errors="coerce").to_numpy(np.float64, copy=True)
         values[~given] = np.nan
     with np.errstate(invalid="ignore"):
         bad = given & (~np.isfinite(values) | (values < field.lo) | (values > field.hi))

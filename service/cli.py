@@ -1,0 +1,168 @@
+"""The `heeldrop` command: recommend, cohort, retrain, models."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from service.config import Config
+from service.errors import HeeldropError, InvalidInput, ModelRefused
+
+EXIT_OK, EXIT_HELD_BACK, EXIT_BAD_INPUT = 0, 3, 2
+
+
+def error_body(code: int, status: str, message: str, errors: dict[str, Any] | None = None) -> dict:
+    """The one error shape, shared with the API."""
+    return {"code": code, "status": status, "message": message, "errors": errors or {}}
+
+
+def _invalid(exc: InvalidInput) -> dict[str, Any]:
+    return error_body(422, "Unprocessable Entity", str(exc), exc.errors)
+
+
+def _recommender(config: Config) -> Any:
+    from service.recommend import Recommender
+    from service.registry import Registry
+
+    try:
+        model = Registry(config.models_dir).load_champion()
+    except ModelRefused as exc:
+        print(f"heeldrop: {exc}; answering with the rules only", file=sys.stderr)
+        model = None
+    return Recommender(model=model)
+
+
+def cmd_recommend(args: argparse.Namespace, config: Config) -> int:
+    try:
+        text = sys.stdin.read() if args.path in (None, "-") else Path(args.path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(json.dumps(error_body(400, "Bad Request", f"cannot read input: {exc}")))
+        return EXIT_BAD_INPUT
+    recommender = _recommender(config)
+    if not args.lines:
+        try:
+            print(json.dumps(recommender.recommend(_parse(text)), ensure_ascii=False))
+        except InvalidInput as exc:
+            print(json.dumps(_invalid(exc)))
+            return EXIT_BAD_INPUT
+        return EXIT_OK
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out = recommender.recommend(_parse(line))
+        except InvalidInput as exc:
+            out = {"line": number, "error": _invalid(exc)}
+        print(json.dumps(out, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidInput(f"not valid JSON: {exc}", {"_json": [str(exc)]}) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def cmd_cohort(args: argparse.Namespace, config: Config) -> int:
+    from service.cohort import write_cohort
+
+    write_cohort(args.output, args.rows, args.seed)
+    print(f"wrote {args.rows} simulated people to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
+    from service.registry import Registry
+    from service.retrain import retrain
+
+    registry = Registry(config.models_dir)
+    try:
+        outcome = retrain(args.data, args.promote, registry, config.cases_path, seed=args.seed,
+                          origin=args.origin)  # fmt: skip
+    except InvalidInput as exc:
+        print(f"heeldrop retrain: {exc}", file=sys.stderr)
+        for row, errors in sorted(exc.errors.items())[:20]:
+            print(f"  row {row}: {errors}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    metrics = outcome.metadata["metrics"]
+    print(f"registered {outcome.version}: macro_f1={metrics['macro_f1']:.4f} "
+          f"log_loss={metrics['log_loss']:.4f}", file=sys.stderr)  # fmt: skip
+    for reason in outcome.reasons:
+        print(f"  held back: {reason}" if not outcome.promoted else f"  note: {reason}",
+              file=sys.stderr)  # fmt: skip
+    print(outcome.version)
+    return EXIT_OK if outcome.promoted else EXIT_HELD_BACK
+
+
+def cmd_models(args: argparse.Namespace, config: Config) -> int:
+    from service.registry import Registry
+
+    registry = Registry(config.models_dir)
+    champion = registry.champion()
+    if args.action == "list":
+        for version in registry.versions():
+            m = registry.metadata(version).get("metrics", {})
+            mark = "*" if version == champion else " "
+            print(f"{mark} {version}  macro_f1={m.get('macro_f1', float('nan')):.4f}  "
+                  f"log_loss={m.get('log_loss', float('nan')):.4f}")  # fmt: skip
+        return EXIT_OK
+    if args.action == "show":
+        version = champion if args.version in (None, "champion") else args.version
+        if version is None:
+            print("heeldrop: no champion is registered", file=sys.stderr)
+            return 1
+        print(json.dumps(registry.metadata(version), indent=2))
+        return EXIT_OK
+    if args.action == "promote":
+        registry.promote(args.version)
+        print(f"champion is now {args.version}", file=sys.stderr)
+        return EXIT_OK
+    print(f"champion is now {registry.rollback()}", file=sys.stderr)
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="heeldrop", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("recommend", help="one request JSON in, one response JSON out")
+    rec.add_argument("path", nargs="?", help="request file, or - for standard input")
+    rec.add_argument("--lines", action="store_true", help="JSON Lines in and out")
+    rec.set_defaults(func=cmd_recommend)
+    coh = sub.add_parser("cohort", help="write the simulated training cohort (DOMAIN.md section 9)")
+    coh.add_argument("--rows", type=int, default=50_000)
+    coh.add_argument("--seed", type=int, default=1)
+    coh.add_argument("-o", "--output", required=True)
+    coh.set_defaults(func=cmd_cohort)
+    ret = sub.add_parser("retrain", help="train, evaluate, register and promote a model")
+    ret.add_argument("--data", action="append", required=True, help="labelled CSV (repeatable)")
+    ret.add_argument("--promote", choices=("auto", "never", "force"), default="auto")
+    ret.add_argument("--seed", type=int, default=0)
+    ret.add_argument("--origin", default="simulated", help="where the labels came from")
+    ret.set_defaults(func=cmd_retrain)
+    mod = sub.add_parser("models", help="the model registry")
+    mod.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    mod.add_argument("version", nargs="?")
+    mod.set_defaults(func=cmd_models)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "models" and args.action == "promote" and not args.version:
+        parser().error("models promote needs a VERSION")
+    try:
+        return int(args.func(args, Config()))
+    except HeeldropError as exc:
+        print(f"heeldrop: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

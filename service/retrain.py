@@ -1,0 +1,119 @@
+"""Retraining end to end: validate, train, evaluate, register, report, and promote through gates."""
+
+import json
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata as dist
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.cases import check_case, load_cases
+from service.errors import ModelRefused
+from service.features import FEATURES
+from service.fields import BANDS
+from service.model import METADATA_FILE, compile_estimator, load_model, save_model
+from service.recommend import Recommender
+from service.registry import Registry
+from service.report import write_report
+from service.rules import Rule, load_rules
+from service.training import Labelled, evaluate, fit, read_labelled
+
+MAX_F1_DROP = 0.01  # promote only if macro-F1 is not worse by more than this
+MAX_LOG_LOSS_RISE = 0.02  # nor log loss worse by more than 2%
+LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "heeldrop")
+
+
+@dataclass
+class Outcome:
+    version: str
+    promoted: bool
+    reasons: list[str]
+    metadata: dict[str, Any]
+
+
+def library_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), **{n: dist.version(n) for n in LIBRARIES}}
+
+
+def case_failures(recommender: Recommender, cases_path: Path) -> list[str]:
+    """Every article-derived clinical case that no longer holds, as messages."""
+    if not cases_path.is_file():
+        return [f"clinical cases not found at {cases_path}"]
+    failures = []
+    for case in load_cases(cases_path):
+        for problem in check_case(case, recommender.recommend(case["request"])):
+            failures.append(f"{case['id']}: {problem}")
+    return failures
+
+
+def gates(new: dict[str, Any], old: dict[str, Any] | None, cases: list[str]) -> list[str]:
+    """Reasons to hold a new model back (empty = promote)."""
+    reasons = list(cases)
+    if old is not None:
+        if new["macro_f1"] < old["macro_f1"] - MAX_F1_DROP:
+            reasons.append(f"macro-F1 {new['macro_f1']:.4f} is worse than the champion's "
+                           f"{old['macro_f1']:.4f} by more than {MAX_F1_DROP}")  # fmt: skip
+        if new["log_loss"] > old["log_loss"] * (1 + MAX_LOG_LOSS_RISE):
+            reasons.append(f"log loss {new['log_loss']:.4f} is worse than the champion's "
+                           f"{old['log_loss']:.4f} by more than 2%")  # fmt: skip
+    return reasons
+
+
+def _champion_metrics(registry: Registry, data: Labelled, test: np.ndarray,
+                      rules: tuple[Rule, ...]) -> dict[str, Any] | None:  # fmt: skip
+    """The champion re-evaluated on the new held-out split, so both face the same rows."""
+    try:
+        champion = registry.load_champion()
+    except ModelRefused:
+        return None  # a champion that no longer loads cannot block its replacement
+    return None if champion is None else evaluate(champion.fast, data, test, rules)
+
+
+def retrain(paths: Sequence[str | Path], promote: str, registry: Registry, cases_path: Path,
+            seed: int = 0, origin: str = "simulated") -> Outcome:  # fmt: skip
+    """Train on `paths`, register a new version, and promote it by `promote` (auto|never|force)."""
+    started = time.perf_counter()
+    rules = load_rules()
+    data = read_labelled(paths)
+    estimator, info = fit(data, seed, rules)
+    fast = compile_estimator(estimator)
+    test = info.pop("test_rows")
+    with registry.lock():
+        old = _champion_metrics(registry, data, test, rules)
+        version = registry.new_version()
+        meta: dict[str, Any] = {
+            "version": version,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "features": list(FEATURES),
+            "bands": list(BANDS),
+            "versions": library_versions(),
+            "training_data": {"paths": [str(p) for p in paths], "rows": data.rows,
+                              "invalid_rows": len(data.invalid), "digest": data.digest,
+                              "origin": origin},  # fmt: skip
+            **info,
+            "champion_on_same_split": old,
+            "training_seconds": round(time.perf_counter() - started, 1),
+        }
+        with registry.staging(version) as folder:
+            meta["sha256"] = save_model(estimator, folder)
+            (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+            y_test, proba = data.y[test], fast.predict_proba(data.X[test])
+            champion_meta = registry.metadata(registry.champion() or "") if old else None
+            if champion_meta is not None:
+                champion_meta = {**champion_meta, "metrics": old}
+            write_report(folder, meta, y_test, proba, champion=champion_meta)
+        candidate = load_model(registry.root / version)
+        cases = case_failures(Recommender(rules, candidate), cases_path)
+        reasons = gates(meta["metrics"], old, cases)
+        if promote == "force" or (promote == "auto" and not reasons):
+            registry.promote(version)
+            return Outcome(version, True, reasons, meta)
+        if promote == "never":
+            reasons = ["--promote never", *reasons]
+        return Outcome(version, False, reasons, meta)
+
