@@ -84,19 +84,25 @@ def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
 
     registry = Registry(config.models_dir)
     try:
-        outcome = retrain(args.data, args.promote, registry, config.cases_path, seed=args.seed,
-                          origin=args.origin)  # fmt: skip
+        outcome = retrain(
+            args.data, args.promote, registry, config.cases_path, seed=args.seed, origin=args.origin
+        )
     except InvalidInput as exc:
         print(f"heeldrop retrain: {exc}", file=sys.stderr)
         for row, errors in sorted(exc.errors.items())[:20]:
             print(f"  row {row}: {errors}", file=sys.stderr)
         return EXIT_BAD_INPUT
     metrics = outcome.metadata["metrics"]
-    print(f"registered {outcome.version}: macro_f1={metrics['macro_f1']:.4f} "
-          f"log_loss={metrics['log_loss']:.4f}", file=sys.stderr)  # fmt: skip
+    print(
+        f"registered {outcome.version}: macro_f1={metrics['macro_f1']:.4f} "
+        f"log_loss={metrics['log_loss']:.4f}",
+        file=sys.stderr,
+    )
     for reason in outcome.reasons:
-        print(f"  held back: {reason}" if not outcome.promoted else f"  note: {reason}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"  held back: {reason}" if not outcome.promoted else f"  note: {reason}",
+            file=sys.stderr,
+        )
     print(outcome.version)
     return EXIT_OK if outcome.promoted else EXIT_HELD_BACK
 
@@ -110,12 +116,14 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
         for version in registry.versions():
             m = registry.metadata(version).get("metrics", {})
             mark = "*" if version == champion else " "
-            print(f"{mark} {version}  macro_f1={m.get('macro_f1', float('nan')):.4f}  "
-                  f"log_loss={m.get('log_loss', float('nan')):.4f}")  # fmt: skip
+            print(
+                f"{mark} {version}  macro_f1={m.get('macro_f1', float('nan')):.4f}  "
+                f"log_loss={m.get('log_loss', float('nan')):.4f}"
+            )
         return EXIT_OK
     if args.action == "show":
-        version = champion if args.version in (None, "champion") else args.version
-        if version is None:
+        version: str | None = champion if args.version in (None, "champion") else args.version
+        if not version:
             print("heeldrop: no champion is registered", file=sys.stderr)
             return 1
         print(json.dumps(registry.metadata(version), indent=2))

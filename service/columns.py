@@ -10,49 +10,48 @@ from typing import Any
 
 import numpy as np
 
-from service.fields import FIELDS
+from service.fields import FIELDS, Field
 
 Columns = dict[str, np.ndarray]
 
 
-def _get(request: Mapping[str, Any], path: str) -> Any:
-    node: Any = request
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+NUMERIC = tuple(f.path for f in FIELDS if f.kind not in ("enum", "text"))
+ENUMS = tuple(f for f in FIELDS if f.kind == "enum")
+
+
+def _flatten(node: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    for key, value in node.items():
+        if isinstance(value, Mapping):
+            _flatten(value, f"{prefix}{key}.", out)
+        else:
+            out[prefix + key] = value
+    return out
 
 
 def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
-    """Build columns from validated (nested) request dicts."""
-    cols: Columns = {}
-    for field in FIELDS:
-        values = [_get(r, field.path) for r in requests]
-        if field.kind == "enum":
-            default = field.default or ""
-            cols[field.path] = np.array([default if v is None else v for v in values], dtype="<U16")
-        elif field.kind == "text":
-            cols[field.path] = np.array(values, dtype=object)
-        else:
-            cols[field.path] = np.array(
-                [np.nan if v is None else float(v) for v in values], dtype=np.float64
-            )
+    """Build columns from validated (nested) request dicts: one array build for all numbers."""
+    flat = [_flatten(r, "", {}) for r in requests]
+    numbers = np.array(
+        [[np.nan if (v := f.get(p)) is None else float(v) for p in NUMERIC] for f in flat],
+        dtype=np.float64,
+    ).reshape(len(flat), len(NUMERIC))
+    cols: Columns = {p: numbers[:, j] for j, p in enumerate(NUMERIC)}
+    for field in ENUMS:
+        default = field.default or ""
+        cols[field.path] = np.array([f.get(field.path) or default for f in flat], dtype="<U16")
+    cols["client_ref"] = np.array([f.get("client_ref") for f in flat], dtype=object)
     return cols
+
+
+def absent(field: Field, n: int) -> np.ndarray:
+    """A column of n absent values for `field` (its default, if it has one)."""
+    if field.kind == "enum":
+        return np.full(n, field.default or "", dtype="<U16")
+    if field.kind == "text":
+        return np.full(n, None, dtype=object)
+    return np.full(n, np.nan)
 
 
 def empty(n: int) -> Columns:
-    """Columns of n rows with every field absent (defaults applied)."""
-    cols: Columns = {}
-    for field in FIELDS:
-        if field.kind == "enum":
-            cols[field.path] = np.full(n, field.default or "", dtype="<U16")
-        elif field.kind == "text":
-            cols[field.path] = np.full(n, None, dtype=object)
-        else:
-            cols[field.path] = np.full(n, np.nan)
-    return cols
-
-
-def row_count(cols: Columns) -> int:
-    return len(cols["footwear.current_drop_mm"])
+    """Columns of n rows with every field absent."""
+    return {field.path: absent(field, n) for field in FIELDS}

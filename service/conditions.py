@@ -6,6 +6,7 @@ fails at start-up, not on a request. A comparison with an absent value (NaN, "")
 """
 
 import ast
+import functools
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -13,16 +14,24 @@ from typing import Any, Literal
 import numpy as np
 
 Kind = Literal["number", "bool", "flag", "text"]
-Compiled = Callable[[Mapping[str, Any]], np.ndarray]
+Compiled = Callable[[Mapping[str, Any]], Any]  # an array over rows, or a scalar constant
 
 _COMPARE = {
-    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
-    ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne,
-}  # fmt: skip
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
 
 
 class ConditionError(ValueError):
     """A rule expression that does not compile against the context."""
+
+
+def _comparison(left: Compiled, right: Compiled, cmp: Callable[[Any, Any], Any]) -> Compiled:
+    return lambda ctx: cmp(left(ctx), right(ctx))
 
 
 class Compiler:
@@ -60,7 +69,7 @@ class Compiler:
             return lambda ctx: fn(ctx) == 1
         raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is not true or false")
 
-    def _node(self, node: ast.expr, text: str) -> tuple[Compiled, Kind]:  # noqa: C901
+    def _node(self, node: ast.expr, text: str) -> tuple[Compiled, Kind]:
         if isinstance(node, ast.Name):
             if node.id in ("true", "false"):
                 value = 1.0 if node.id == "true" else 0.0
@@ -74,8 +83,8 @@ class Compiler:
             return (lambda ctx: const), "text" if isinstance(const, str) else "number"
         if isinstance(node, ast.BoolOp):
             parts = [self._mask(v, text) for v in node.values]
-            op = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
-            return (lambda ctx: op.reduce([p(ctx) for p in parts])), "flag"
+            op = operator.and_ if isinstance(node.op, ast.And) else operator.or_
+            return (lambda ctx: functools.reduce(op, [p(ctx) for p in parts])), "flag"
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             inner = self._mask(node.operand, text)
             return (lambda ctx: ~inner(ctx)), "flag"
@@ -108,19 +117,19 @@ class Compiler:
             if type(op) in _COMPARE:
                 right, _ = self._node(right_node, text)
                 cmp = _COMPARE[type(op)]
-                tests.append(lambda ctx, lf=left, rf=right, c=cmp: c(lf(ctx), rf(ctx)))
+                tests.append(_comparison(left, right, cmp))
                 left = right
             else:
                 raise ConditionError(f"{text!r}: operator not allowed")
         if len(tests) == 1:
             return tests[0]
-        return lambda ctx: np.logical_and.reduce([t(ctx) for t in tests])
+        return lambda ctx: functools.reduce(operator.and_, [t(ctx) for t in tests])
 
     @staticmethod
     def _member(left: Compiled, options: list[Compiled], negate: bool) -> Compiled:
         def test(ctx: Mapping[str, Any]) -> np.ndarray:
             value = left(ctx)
-            hit = np.logical_or.reduce([value == o(ctx) for o in options])
+            hit = functools.reduce(operator.or_, [value == o(ctx) for o in options])
             return ~hit if negate else hit
 
         return test
@@ -141,5 +150,7 @@ class Compiler:
             unknown = [i for i in ids if i not in self.rule_ids]
             if not ids or len(ids) != len(args) or unknown:
                 raise ConditionError(f"{text!r}: fired() takes known rule ids, not {unknown}")
-            return (lambda ctx: np.logical_or.reduce([ctx["fired"][i] for i in ids])), "flag"
+            return (
+                lambda ctx: functools.reduce(operator.or_, [ctx["fired"][i] for i in ids])
+            ), "flag"
         raise ConditionError(f"{text!r}: unknown function {name}()")

@@ -16,12 +16,17 @@ TOP_FACTORS = 4
 GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
 _GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
 _GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
-_GROUP_FIRST = {g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS}
+_GROUP_FIRST = {
+    g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS
+}
 IMPORTANT_INPUTS = (
-    "person.age_years", "person.body_mass_kg", "activity.primary",
-    "footwear.years_in_heeled_shoes", "footwear.weeks_in_current_drop",
+    "person.age_years",
+    "person.body_mass_kg",
+    "activity.primary",
+    "footwear.years_in_heeled_shoes",
+    "footwear.weeks_in_current_drop",
     "mobility.restriction_felt",
-)  # fmt: skip
+)
 
 
 def attributions(model: ServingModel, X: np.ndarray, top: np.ndarray) -> np.ndarray:
@@ -50,7 +55,7 @@ def _plain(value: Any) -> Any:
     """A JSON-friendly scalar; NaN and empty strings become null."""
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value) or value == "":
+    if (isinstance(value, float) and math.isnan(value)) or value == "":
         return None
     return value
 
@@ -109,17 +114,23 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
         return []
     if direction in ("raise", "step_back_up"):
         target = int(d.range_min[i])
-        note = f"Change to {target} mm shoes, or add a heel insert; going higher can be done at once."
+        note = (
+            f"Change to {target} mm shoes, or add a heel insert; going higher can be done at once."
+        )
         return [{"step": 1, "drop_mm": target, "weeks": weeks, "note": note}]
     target = int(d.range_max[i])
     count = math.ceil((current - target) / 4)
     size = (current - target) / count
     drops = [math.ceil(current - k * size) for k in range(1, count)] + [target]
     return [
-        {"step": k, "drop_mm": drop, "weeks": weeks,
-         "note": f"Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more."}
+        {
+            "step": k,
+            "drop_mm": drop,
+            "weeks": weeks,
+            "note": f"Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more.",
+        }
         for k, drop in enumerate(drops, start=1)
-    ]  # fmt: skip
+    ]
 
 
 def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
@@ -148,7 +159,7 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[st
         return f"{reasons} Until then, keep your current {current:g} mm."
     direction = DIRECTIONS[d.direction[i]]
     lead = {
-        "keep": f"Keep an effective heel drop of {span} ({band}): your current {current:g} mm fits.",
+        "keep": f"Keep an effective heel drop of {span} ({band}): your {current:g} mm fits.",
         "lower_gradually": f"Lower gradually from {current:g} mm to {span} ({band}), in steps.",
         "raise": f"Raise your effective heel drop from {current:g} mm to {span} ({band}).",
         "step_back_up": f"Step back up from {current:g} mm to {span} ({band}).",
@@ -166,32 +177,49 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[st
         if top == d.band[i]:
             parts.append(f"The classifier agrees: {BANDS[top]} is its most likely band ({p:.0%}).")
         else:
-            parts.append(f"The classifier's own top band was {BANDS[top]} ({p:.0%}); "
-                         f"the rules above moved the answer to {band}.")  # fmt: skip
+            parts.append(
+                f"The classifier's own top band was {BANDS[top]} ({p:.0%}); "
+                f"the rules above moved the answer to {band}."
+            )
     if urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
     return " ".join(parts)
 
 
-def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | None,
-           factors: np.ndarray | None, X: np.ndarray | None,
-           cols: dict[str, np.ndarray]) -> dict[str, Any]:  # fmt: skip
+def render(
+    d: Decisions,
+    i: int,
+    model: ServingModel | None,
+    factors: np.ndarray | None,
+    X: np.ndarray | None,
+    cols: dict[str, np.ndarray],
+) -> dict[str, Any]:
     """The SPEC response for row i, without the request id and client ref."""
-    firings, advice, reasons = [], [], []
-    for rule in sorted(rules, key=lambda r: r.id):
-        if not d.fired[rule.id][i]:
-            continue
+    firings: list[dict[str, Any]] = []
+    advice: list[dict[str, str]] = []
+    reasons: list[str] = []
+    by_id = {}
+    for j in np.flatnonzero(d.fired[i]):
+        rule = d.book.rules[j]
+        by_id[rule.id] = rule
         values = _Values(d, i, rule)
-        overruled = bool(d.overruled[rule.id][i])
-        firings.append({
-            "id": rule.id, "name": rule.name, "effect": _effect(rule, d, i),
-            "message": rule.message.format_map(values), "rationale": rule.rationale,
-            "overruled": overruled,
-        })  # fmt: skip
+        overruled = bool(d.overruled[i, j])
+        firings.append(
+            {
+                "id": rule.id,
+                "name": rule.name,
+                "effect": _effect(rule, d, i),
+                "message": rule.message.format_map(values),
+                "rationale": rule.rationale,
+                "overruled": overruled,
+            }
+        )
         if rule.referral and not overruled:
             reasons.extend(values.reasons())
-        if rule.id in d.advice and d.advice[rule.id][i]:
-            advice.append({"id": rule.id, "text": rule.advice})
+        if d.advice[i, j]:
+            advice.append({"id": rule.id, "text": rule.advice or ""})
+    firings.sort(key=lambda f: str(f["id"]))
+    advice.sort(key=lambda a: a["id"])
     urgency = URGENCY[d.urgency[i]]
     referral = {"urgency": urgency, "reasons": reasons} if urgency else None
     top = int(d.model_band[i])
@@ -203,16 +231,22 @@ def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | 
         "overridden_by_rules": False,
     }
     if d.probs is not None:
-        model_view["band_probabilities"] = {b: round(float(p), 4) for b, p in zip(BANDS, d.probs[i], strict=True)}
+        probs = d.probs[i].tolist()
+        model_view["band_probabilities"] = {
+            b: round(p, 4) for b, p in zip(BANDS, probs, strict=True)
+        }
         model_view["top_band"] = BANDS[top]
         model_view["overridden_by_rules"] = top != int(d.band[i])
     if factors is not None:
         order = np.argsort(-np.abs(factors[i]))[:TOP_FACTORS]
         model_view["top_factors"] = [
-            {"feature": GROUPS[g], "value": _group_value(d, i, GROUPS[g], X),
-             "contribution": round(float(factors[i, g]), 4)}
+            {
+                "feature": GROUPS[g],
+                "value": _group_value(d, i, GROUPS[g], X),
+                "contribution": round(float(factors[i, g]), 4),
+            }
             for g in order
-        ]  # fmt: skip
+        ]
     missing = [p for p in IMPORTANT_INPUTS if _plain(cols[p][i]) is None]
     if np.isnan(d.ctx["ktw_min"][i]):
         missing.append("mobility.knee_to_wall_cm")
@@ -230,7 +264,7 @@ def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | 
     return {
         "recommendation": recommendation,
         "explanation": {
-            "summary": _summary(d, i, firings, {r.id: r for r in rules}),
+            "summary": _summary(d, i, firings, by_id),
             "rules": firings,
             "model": model_view,
             "missing_inputs": missing,
@@ -238,5 +272,3 @@ def render(d: Decisions, i: int, rules: tuple[Rule, ...], model: ServingModel | 
         "advice": advice,
         "degraded": model is None,
     }
-
-

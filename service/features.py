@@ -4,6 +4,8 @@ Training and serving both call `model_matrix`, so the model never sees a column 
 cannot build.
 """
 
+import functools
+
 import numpy as np
 
 from service.columns import Columns, empty
@@ -36,15 +38,15 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     """The rule context: every field by its short name plus the derived values of RULES.md."""
     ctx = {context_name(f.path): cols[f.path] for f in FIELDS if f.kind != "text"}
     for name in SEVERITIES:
-        ctx[name] = np.nan_to_num(ctx[name])  # symptom(x): absent counts as none
-    insert = np.nan_to_num(ctx["heel_insert_mm"])
+        ctx[name] = np.fmax(ctx[name], 0.0)  # symptom(x): absent (NaN) counts as none
+    insert = np.fmax(ctx["heel_insert_mm"], 0.0)
     ctx["current"] = ctx["current_drop_mm"] + insert
     in_shoes = (ctx["measured_in"] == "shoes").astype(np.float64)
     left, right = _side_ktw(cols, "left", in_shoes), _side_ktw(cols, "right", in_shoes)
     ctx["ktw_left"], ctx["ktw_right"] = left, right
     ctx["ktw_min"] = np.fmin(left, right)
     ctx["ktw_asym"] = np.abs(left - right)
-    ctx["pain3"] = np.max([ctx[name] for name in PAIN3], axis=0) >= 3
+    ctx["pain3"] = functools.reduce(np.fmax, [ctx[name] for name in PAIN3]) >= 3
     runs = (ctx["primary"] == "running") | (ctx["running_km_per_week"] >= 5)
     ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
     ctx["lifting"] = (ctx["primary"] == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
@@ -53,50 +55,52 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
 
 
 def _flag(x: np.ndarray) -> np.ndarray:
-    return (x == 1).astype(np.float64)
+    return x == 1
 
 
 def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Named model inputs; NaN where absent (the pipeline imputes), indicators where it matters."""
     current = ctx["current"]
     ktw = ctx["ktw_min"]
-    pinch_front = np.isin(ctx["restriction_felt"], ("front", "both")).astype(np.float64)
-    heeled = np.nan_to_num(ctx["years_in_heeled_shoes"])
+    felt = ctx["restriction_felt"]
+    pinch_front = (felt == "front") | (felt == "both")
+    heeled = np.fmax(ctx["years_in_heeled_shoes"], 0.0)
     recent = (ctx["started_after_shoe_change"] == 1) | (ctx["weeks_in_current_drop"] < 26)
-    convert = ((current <= 2) & recent & (heeled >= 5)).astype(np.float64)
-    back_pain = np.max([ctx[n] for n in ("calf_tightness", "achilles_pain", "plantar_heel_pain")], 0)
-    adapted = (~ctx["pain3"] & (ktw >= 10)).astype(np.float64)
+    convert = (current <= 2) & recent & (heeled >= 5)
+    back_pain = np.fmax(
+        np.fmax(ctx["calf_tightness"], ctx["achilles_pain"]), ctx["plantar_heel_pain"]
+    )
+    adapted = ~ctx["pain3"] & (ktw >= 10)
     feats = {
         "current_drop": current,
-        **{f"current_band_{b}": (ctx["current_band"] == i).astype(np.float64)
-           for i, b in enumerate(BANDS)},  # fmt: skip
+        **{f"current_band_{b}": (ctx["current_band"] == i) for i, b in enumerate(BANDS)},
         "age_years": ctx["age_years"],
         "body_mass_kg": ctx["body_mass_kg"],
-        "male": (ctx["sex"] == "male").astype(np.float64),
+        "male": (ctx["sex"] == "male"),
         "years_in_heeled_shoes": heeled,
         "log_weeks_in_current_drop": np.log1p(ctx["weeks_in_current_drop"]),
         "drop_change_from_previous": current - ctx["previous_drop_mm"],
-        "high_heel_hours_per_week": np.nan_to_num(ctx["high_heel_hours_per_week"]),
-        "running_km_per_week": np.nan_to_num(ctx["running_km_per_week"]),
-        "regular_runner": ctx["regular_runner"].astype(np.float64),
-        "lifting": ctx["lifting"].astype(np.float64),
+        "high_heel_hours_per_week": np.fmax(ctx["high_heel_hours_per_week"], 0.0),
+        "running_km_per_week": np.fmax(ctx["running_km_per_week"], 0.0),
+        "regular_runner": ctx["regular_runner"],
+        "lifting": ctx["lifting"],
         **{name: ctx[name] for name in SEVERITIES[:6]},
         "started_after_shoe_change": _flag(ctx["started_after_shoe_change"]),
         "ktw_min_cm": ktw,
-        "ktw_missing": np.isnan(ktw).astype(np.float64),
-        "ktw_below_6": (ktw < 6).astype(np.float64),
-        "ktw_below_10": (ktw < 10).astype(np.float64),
-        "ktw_asym_cm": np.nan_to_num(ctx["ktw_asym"]),
+        "ktw_missing": np.isnan(ktw),
+        "ktw_below_6": (ktw < 6),
+        "ktw_below_10": (ktw < 10),
+        "ktw_asym_cm": np.fmax(ctx["ktw_asym"], 0.0),
         "restriction_front": pinch_front,
-        "restriction_back": (ctx["restriction_felt"] == "back").astype(np.float64),
+        "restriction_back": (ctx["restriction_felt"] == "back"),
         "deep_squat_heels_down": _flag(ctx["deep_squat_heels_down"]),
         "zero_drop_convert": convert,
         "zero_drop_convert_pain": convert * back_pain,
         "current_drop_squared": np.square(current) / 10,
         "adapted": adapted,
         "adapted_x_current": adapted * current,
-        **{f"{name}_3": (ctx[name] >= 3).astype(np.float64) for name in SEVERITIES[2:6]},
-        "body_mass_over_71": np.clip((ctx["body_mass_kg"] - 71.4) / 20, 0, 1),
+        **{f"{name}_3": (ctx[name] >= 3) for name in SEVERITIES[2:6]},
+        "body_mass_over_71": np.fmin(np.fmax(ctx["body_mass_kg"] - 71.4, 0.0) / 20, 1.0),
         "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
         "front_block_severe": pinch_front * (ktw < 6),
         "back_block_severe": (ctx["restriction_felt"] == "back") * (ktw < 6),
@@ -106,8 +110,10 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def model_matrix(ctx: dict[str, np.ndarray]) -> np.ndarray:
     """The n x len(FEATURES) float matrix the classifier sees."""
-    feats = model_columns(ctx)
-    return np.column_stack([np.asarray(feats[name], dtype=np.float64) for name in FEATURES])
+    X = np.empty((len(ctx["current"]), len(FEATURES)))
+    for j, value in enumerate(model_columns(ctx).values()):
+        X[:, j] = value
+    return X
 
 
 FEATURES: tuple[str, ...] = tuple(model_columns(derive(empty(0))))
@@ -135,6 +141,8 @@ _INPUT_BY_PREFIX = {
 }
 _PATH_OF = {context_name(f.path): f.path for f in FIELDS}
 FEATURE_INPUTS = {
-    name: next((v for k, v in _INPUT_BY_PREFIX.items() if name.startswith(k)), _PATH_OF.get(name, name))
+    name: next(
+        (v for k, v in _INPUT_BY_PREFIX.items() if name.startswith(k)), _PATH_OF.get(name, name)
+    )
     for name in FEATURES
 }

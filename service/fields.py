@@ -1,4 +1,4 @@
-"""The request's fields, described once: the schemas and the columnar validator are built from this."""
+"""The request's fields, described once; the schemas and the columnar validator derive from it."""
 
 from dataclasses import dataclass
 from typing import Literal
@@ -9,9 +9,17 @@ BANDS = ("zero", "low", "moderate", "high", "lift")
 BAND_MM = {"zero": (0, 2), "low": (3, 6), "moderate": (7, 10), "high": (11, 14), "lift": (15, 30)}
 
 SHOE_TYPES = (
-    "road_running", "trail_running", "walking", "casual", "dress", "work_boot", "minimalist",
-    "weightlifting", "court", "other",
-)  # fmt: skip
+    "road_running",
+    "trail_running",
+    "walking",
+    "casual",
+    "dress",
+    "work_boot",
+    "minimalist",
+    "weightlifting",
+    "court",
+    "other",
+)
 ACTIVITIES = ("running", "walking", "standing_work", "weightlifting", "court_sports", "general")
 
 
@@ -49,9 +57,15 @@ def _e(path: str, choices: tuple[str, ...], default: str | None = None) -> Field
 
 
 SEVERITIES = (
-    "anterior_ankle_pinch", "calf_tightness", "achilles_pain", "plantar_heel_pain",
-    "forefoot_pain", "knee_pain", "ankle_swelling", "numbness_tingling",
-)  # fmt: skip
+    "anterior_ankle_pinch",
+    "calf_tightness",
+    "achilles_pain",
+    "plantar_heel_pain",
+    "forefoot_pain",
+    "knee_pain",
+    "ankle_swelling",
+    "numbness_tingling",
+)
 
 FIELDS: tuple[Field, ...] = (
     Field("client_ref", "text", hi=64),

@@ -17,7 +17,6 @@ import skops.io as sio
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from service.errors import ModelRefused
@@ -76,16 +75,23 @@ def compile_estimator(estimator: Any) -> LinearSoftmax:
         estimator = calibrated.estimator
     steps = getattr(estimator, "named_steps", {})
     imputer, scaler, clf = steps.get("impute"), steps.get("scale"), steps.get("clf")
-    if not (isinstance(imputer, SimpleImputer) and isinstance(scaler, StandardScaler)
-            and isinstance(clf, LogisticRegression)):  # fmt: skip
+    if not (
+        isinstance(imputer, SimpleImputer)
+        and isinstance(scaler, StandardScaler)
+        and isinstance(clf, LogisticRegression)
+    ):
         raise ModelRefused("the model is not an impute/scale/logistic pipeline")
     if sorted(classes) != sorted(BANDS):
         raise ModelRefused(f"the model's classes {classes} are not the five bands")
     order = [classes.index(b) for b in BANDS]  # the inner model was fitted on encoded labels
     return LinearSoftmax(
-        fill=imputer.statistics_, mean=scaler.mean_, scale=scaler.scale_,
-        coef=clf.coef_[order], intercept=clf.intercept_[order], beta=beta,
-    )  # fmt: skip
+        fill=imputer.statistics_,
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        coef=clf.coef_[order],
+        intercept=clf.intercept_[order],
+        beta=beta,
+    )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from service.columns import Columns, from_requests
-from service.combine import Decisions, decide
+from service.combine import Decisions, RuleBook, decide
 from service.explain import attributions, render
 from service.features import derive, model_matrix
 from service.model import ServingModel
@@ -20,18 +20,20 @@ class Recommender:
 
     def __init__(self, rules: tuple[Rule, ...] | None = None, model: ServingModel | None = None):
         self.rules = rules if rules is not None else load_rules()
+        self.book = RuleBook(self.rules)
         self.model = model
 
     def decide(self, cols: Columns) -> tuple[Decisions, np.ndarray | None]:
         """Score whole columns: decisions for every row, and the model inputs used."""
         ctx = derive(cols)
         if self.model is None:
-            return decide(ctx, self.rules, None), None
+            return decide(ctx, self.book, None), None
         X = model_matrix(ctx)
-        return decide(ctx, self.rules, self.model.predict_proba(X)), X
+        return decide(ctx, self.book, self.model.predict_proba(X)), X
 
-    def explain(self, requests: Sequence[Mapping[str, Any]],
-                request_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    def explain(
+        self, requests: Sequence[Mapping[str, Any]], request_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Full responses for validated requests, in order."""
         cols = from_requests(requests)
         d, X = self.decide(cols)
@@ -40,10 +42,13 @@ class Recommender:
             factors = attributions(self.model, X, d.model_band)
         ids = request_ids or [uuid.uuid4().hex for _ in requests]
         return [
-            {"request_id": ids[i], "client_ref": requests[i].get("client_ref"),
-             **render(d, i, self.rules, self.model, factors, X, cols)}
+            {
+                "request_id": ids[i],
+                "client_ref": requests[i].get("client_ref"),
+                **render(d, i, self.model, factors, X, cols),
+            }
             for i in range(len(requests))
-        ]  # fmt: skip
+        ]
 
     def recommend(self, data: Any, request_id: str | None = None) -> dict[str, Any]:
         """Validate one request body and answer it; InvalidInput when it is not valid."""

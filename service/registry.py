@@ -40,8 +40,11 @@ class Registry:
         """Complete versions, oldest first (names sort by time)."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file())  # fmt: skip
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+        )
 
     def metadata(self, version: str) -> dict[str, Any]:
         path = self.root / version / METADATA_FILE
@@ -87,9 +90,11 @@ class Registry:
         """Make `version` the champion (after checking it loads); the old one becomes previous."""
         load_model(self.root / version)
         current = self.champion()
-        pointer = {"version": version, "previous": current if current != version else
-                   self.pointer().get("previous"),
-                   "promoted_at": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+        pointer = {
+            "version": version,
+            "previous": current if current != version else self.pointer().get("previous"),
+            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         atomic_write_text(self.root / CHAMPION_FILE, json.dumps(pointer, indent=2) + "\n")
 
     def rollback(self) -> str:

@@ -12,13 +12,17 @@ from service.files import atomic_path, atomic_write_text
 
 SCALARS = ("macro_f1", "log_loss", "brier", "ece")
 RANGES = ("model_and_rules", "rules_only", "model_only")
-SIMULATED = ("This model learned from a simulated cohort (DOMAIN.md §9), not from real outcomes; "
-             "its probabilities describe the simulator's assumptions, not people.")  # fmt: skip
-CSS = ("body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
-       "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
-       "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
-       ".card{background:#fff8e1;border-left:5px solid #f0a500;padding:.5em 1em}"
-       ".warn{font-weight:bold;color:#a33}img{max-width:100%;border:1px solid #eee}")  # fmt: skip
+SIMULATED = (
+    "This model learned from a simulated cohort (DOMAIN.md §9), not from real outcomes; "
+    "its probabilities describe the simulator's assumptions, not people."
+)
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:4px 10px;"
+    "text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}"
+    ".card{background:#fff8e1;border-left:5px solid #f0a500;padding:.5em 1em}"
+    ".warn{font-weight:bold;color:#a33}img{max-width:100%;border:1px solid #eee}"
+)
 
 
 def _e(value: Any) -> str:
@@ -63,16 +67,34 @@ def _confusion(folder: Path, truth: np.ndarray, pred: np.ndarray) -> None:
     np.add.at(cm, (truth[ok], pred[ok]), 1)
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     fig = Figure(figsize=(11, 4.5), layout="constrained")
-    for ax, data, title, fmt in zip(fig.subplots(1, 2), (cm, norm), ("Counts", "Row-normalised"),
-                                    ("{:d}", "{:.2f}"), strict=True):  # fmt: skip
+    for ax, data, title, fmt in zip(
+        fig.subplots(1, 2),
+        (cm, norm),
+        ("Counts", "Row-normalised"),
+        ("{:d}", "{:.2f}"),
+        strict=True,
+    ):
         im = ax.imshow(data, cmap="Blues", vmin=0)
         fig.colorbar(im, ax=ax, shrink=0.8)
-        ax.set(title=title, xlabel="predicted", ylabel="outcome", xticks=range(k), yticks=range(k),
-               xticklabels=BANDS, yticklabels=BANDS)  # fmt: skip
+        ax.set(
+            title=title,
+            xlabel="predicted",
+            ylabel="outcome",
+            xticks=range(k),
+            yticks=range(k),
+            xticklabels=BANDS,
+            yticklabels=BANDS,
+        )
         hi = data.max() if data.size else 0
         for (i, j), v in np.ndenumerate(data):
-            ax.text(j, i, fmt.format(v), ha="center", va="center",
-                    color="white" if hi and v > hi / 2 else "black")  # fmt: skip
+            ax.text(
+                j,
+                i,
+                fmt.format(v),
+                ha="center",
+                va="center",
+                color="white" if hi and v > hi / 2 else "black",
+            )
     _save(fig, folder / "confusion.png")
 
 
@@ -149,9 +171,14 @@ def _card(meta: dict) -> str:
     return "<section class='card'><h2>Model card</h2>" + "".join(lines) + "</section>"
 
 
-def write_report(folder: Path, metadata: dict, y_true: np.ndarray, proba: np.ndarray,
-                 importances: dict[str, float] | None = None,
-                 champion: dict | None = None) -> Path:  # fmt: skip
+def write_report(
+    folder: Path,
+    metadata: dict,
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    importances: dict[str, float] | None = None,
+    champion: dict | None = None,
+) -> Path:
     """Write report.html and its PNG plots into `folder`; return the report path."""
     folder = Path(folder)
     index = {b: i for i, b in enumerate(BANDS)}
@@ -175,8 +202,10 @@ def write_report(folder: Path, metadata: dict, y_true: np.ndarray, proba: np.nda
         rows = [[_e(k), _num(new[k]), _num(old[k]), d] for k, d in zip(new, diff, strict=True)]
     else:
         header, rows = ["metric", _e(version)], [[_e(k), _num(v)] for k, v in new.items()]
-    cv_rows = [[_e(f), _num(s.get("log_loss") if isinstance(s, dict) else s)]
-               for f, s in (metadata.get("cv") or {}).items()]  # fmt: skip
+    cv_rows = [
+        [_e(f), _num(s.get("log_loss") if isinstance(s, dict) else s)]
+        for f, s in (metadata.get("cv") or {}).items()
+    ]
     vers = metadata.get("versions") or {}
     feats = metadata.get("features") or []
     parts = [
@@ -184,16 +213,24 @@ def write_report(folder: Path, metadata: dict, y_true: np.ndarray, proba: np.nda
         f"<p>Trained {_e(metadata.get('trained_at', '?'))}; family "
         f"<b>{_e(metadata.get('family', '?'))}</b>.</p>",
         _card(metadata),
-        "<h2>Metrics (held-out split)</h2>", _table(header, rows),
+        "<h2>Metrics (held-out split)</h2>",
+        _table(header, rows),
         "<p>“range” rows: share of held-out outcomes inside the recommended range.</p>",
-        "<h2>Cross-validated families</h2>", _table(["family", "log loss"], cv_rows),
-        "<h2>Plots</h2>", *(f"<p><img src='{p}' alt='{p}'></p>" for p in plots),
-        "<h2>Library versions</h2>", _table(["library", "version"],
-                                           [[_e(k), _e(v)] for k, v in vers.items()]),
-        f"<h2>Features ({len(feats)})</h2><ul>", *(f"<li>{_e(f)}</li>" for f in feats), "</ul>",
-    ]  # fmt: skip
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>heeldrop {_e(version)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>\n")  # fmt: skip
+        "<h2>Cross-validated families</h2>",
+        _table(["family", "log loss"], cv_rows),
+        "<h2>Plots</h2>",
+        *(f"<p><img src='{p}' alt='{p}'></p>" for p in plots),
+        "<h2>Library versions</h2>",
+        _table(["library", "version"], [[_e(k), _e(v)] for k, v in vers.items()]),
+        f"<h2>Features ({len(feats)})</h2><ul>",
+        *(f"<li>{_e(f)}</li>" for f in feats),
+        "</ul>",
+    ]
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>heeldrop {_e(version)}</title><style>{CSS}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
     atomic_write_text(target := folder / "report.html", page)
     return target

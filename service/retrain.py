@@ -56,16 +56,21 @@ def gates(new: dict[str, Any], old: dict[str, Any] | None, cases: list[str]) -> 
     reasons = list(cases)
     if old is not None:
         if new["macro_f1"] < old["macro_f1"] - MAX_F1_DROP:
-            reasons.append(f"macro-F1 {new['macro_f1']:.4f} is worse than the champion's "
-                           f"{old['macro_f1']:.4f} by more than {MAX_F1_DROP}")  # fmt: skip
+            reasons.append(
+                f"macro-F1 {new['macro_f1']:.4f} is worse than the champion's "
+                f"{old['macro_f1']:.4f} by more than {MAX_F1_DROP}"
+            )
         if new["log_loss"] > old["log_loss"] * (1 + MAX_LOG_LOSS_RISE):
-            reasons.append(f"log loss {new['log_loss']:.4f} is worse than the champion's "
-                           f"{old['log_loss']:.4f} by more than 2%")  # fmt: skip
+            reasons.append(
+                f"log loss {new['log_loss']:.4f} is worse than the champion's "
+                f"{old['log_loss']:.4f} by more than 2%"
+            )
     return reasons
 
 
-def _champion_metrics(registry: Registry, data: Labelled, test: np.ndarray,
-                      rules: tuple[Rule, ...]) -> dict[str, Any] | None:  # fmt: skip
+def _champion_metrics(
+    registry: Registry, data: Labelled, test: np.ndarray, rules: tuple[Rule, ...]
+) -> dict[str, Any] | None:
     """The champion re-evaluated on the new held-out split, so both face the same rows."""
     try:
         champion = registry.load_champion()
@@ -74,8 +79,14 @@ def _champion_metrics(registry: Registry, data: Labelled, test: np.ndarray,
     return None if champion is None else evaluate(champion.fast, data, test, rules)
 
 
-def retrain(paths: Sequence[str | Path], promote: str, registry: Registry, cases_path: Path,
-            seed: int = 0, origin: str = "simulated") -> Outcome:  # fmt: skip
+def retrain(
+    paths: Sequence[str | Path],
+    promote: str,
+    registry: Registry,
+    cases_path: Path,
+    seed: int = 0,
+    origin: str = "simulated",
+) -> Outcome:
     """Train on `paths`, register a new version, and promote it by `promote` (auto|never|force)."""
     started = time.perf_counter()
     rules = load_rules()
@@ -92,9 +103,13 @@ def retrain(paths: Sequence[str | Path], promote: str, registry: Registry, cases
             "features": list(FEATURES),
             "bands": list(BANDS),
             "versions": library_versions(),
-            "training_data": {"paths": [str(p) for p in paths], "rows": data.rows,
-                              "invalid_rows": len(data.invalid), "digest": data.digest,
-                              "origin": origin},  # fmt: skip
+            "training_data": {
+                "paths": [str(p) for p in paths],
+                "rows": data.rows,
+                "invalid_rows": len(data.invalid),
+                "digest": data.digest,
+                "origin": origin,
+            },
             **info,
             "champion_on_same_split": old,
             "training_seconds": round(time.perf_counter() - started, 1),
@@ -116,4 +131,3 @@ def retrain(paths: Sequence[str | Path], promote: str, registry: Registry, cases
         if promote == "never":
             reasons = ["--promote never", *reasons]
         return Outcome(version, False, reasons, meta)
-

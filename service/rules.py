@@ -9,31 +9,63 @@ from pathlib import Path
 from typing import Any
 
 from service.conditions import Compiled, Compiler, ConditionError, Kind
+from service.errors import HeeldropError
 from service.features import context_name
 from service.fields import FIELDS
-from service.errors import HeeldropError
 
 STAGES = ("referral", "bounds", "advice", "band", "range", "pace")
 _KIND_OF_FIELD: dict[str, Kind] = {
-    "number": "number", "count": "number", "severity": "number", "bool": "bool", "enum": "text",
-}  # fmt: skip
+    "number": "number",
+    "count": "number",
+    "severity": "number",
+    "bool": "bool",
+    "enum": "text",
+}
 DERIVED: dict[str, Kind] = {
-    "current": "number", "ktw_left": "number", "ktw_right": "number", "ktw_min": "number",
-    "ktw_asym": "number", "pain3": "flag", "regular_runner": "flag", "lifting": "flag",
+    "current": "number",
+    "ktw_left": "number",
+    "ktw_right": "number",
+    "ktw_min": "number",
+    "ktw_asym": "number",
+    "pain3": "flag",
+    "regular_runner": "flag",
+    "lifting": "flag",
     "current_band": "number",
-}  # fmt: skip
+}
 # Values each stage adds to the context for the stages after it.
 STAGE_VALUES: dict[str, dict[str, Kind]] = {
-    "range": {"allowed_min": "number", "allowed_max": "number",
-              "range_min": "number", "range_max": "number"},
-    "pace": {"allowed_min": "number", "allowed_max": "number",
-             "range_min": "number", "range_max": "number"},
-}  # fmt: skip
+    "range": {
+        "allowed_min": "number",
+        "allowed_max": "number",
+        "range_min": "number",
+        "range_max": "number",
+    },
+    "pace": {
+        "allowed_min": "number",
+        "allowed_max": "number",
+        "range_min": "number",
+        "range_max": "number",
+    },
+}
 TEMPLATE_EXTRAS = {"reasons", "floor_value", "ceiling_value"}
 _KEYS = {
-    "id", "name", "stage", "when", "reasons", "referral", "floor", "ceiling", "confidence",
-    "pace_weeks", "band", "provisional", "message", "advice", "advice_when", "rationale",
-}  # fmt: skip
+    "id",
+    "name",
+    "stage",
+    "when",
+    "reasons",
+    "referral",
+    "floor",
+    "ceiling",
+    "confidence",
+    "pace_weeks",
+    "band",
+    "provisional",
+    "message",
+    "advice",
+    "advice_when",
+    "rationale",
+}
 
 
 class RuleError(HeeldropError):
@@ -92,7 +124,9 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
     compiler = Compiler(kinds, ids)
     allowed = set(kinds) | TEMPLATE_EXTRAS
     try:
-        reasons = tuple(Reason(compiler.condition(r["when"]), r["text"]) for r in raw.get("reasons", ()))
+        reasons = tuple(
+            Reason(compiler.condition(r["when"]), r["text"]) for r in raw.get("reasons", ())
+        )
         if "when" in raw:
             when = compiler.condition(raw["when"])
         elif reasons:
@@ -104,15 +138,23 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
         if bad:
             raise RuleError(f"{rid}: the message names unknown values {sorted(bad)}")
         return Rule(
-            id=rid, name=raw["name"], stage=raw["stage"], when=when, message=raw["message"],
-            rationale=raw["rationale"], reasons=reasons, referral=raw.get("referral"),
+            id=rid,
+            name=raw["name"],
+            stage=raw["stage"],
+            when=when,
+            message=raw["message"],
+            rationale=raw["rationale"],
+            reasons=reasons,
+            referral=raw.get("referral"),
             provisional=raw.get("provisional", False),
             floor=compiler.value(raw["floor"]) if "floor" in raw else None,
             ceiling=compiler.value(raw["ceiling"]) if "ceiling" in raw else None,
-            confidence=raw.get("confidence"), pace_weeks=raw.get("pace_weeks"),
-            band=raw.get("band"), advice=raw.get("advice"),
+            confidence=raw.get("confidence"),
+            pace_weeks=raw.get("pace_weeks"),
+            band=raw.get("band"),
+            advice=raw.get("advice"),
             advice_when=compiler.condition(raw["advice_when"]) if "advice_when" in raw else None,
-        )  # fmt: skip
+        )
     except (ConditionError, KeyError) as exc:
         raise RuleError(f"{rid}: {exc}") from None
 

@@ -15,14 +15,21 @@ DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 class StrictNumber(fields.Field):
     """A JSON number: not a bool, not a string, not NaN or Infinity."""
 
-    default_error_messages = {"invalid": "Not a valid number.", "whole": "Not a whole number."}
+    default_error_messages: ClassVar[dict[str, str]] = {
+        "invalid": "Not a valid number.",
+        "whole": "Not a whole number.",
+    }
 
     def __init__(self, *, whole: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.whole = whole
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise self.make_error("invalid")
         if self.whole and value != int(value):
             raise self.make_error("whole")
@@ -62,7 +69,9 @@ def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
             nested = _build(f"{prefix}.{name}" if prefix else name, node)
             attrs[name] = fields.Nested(nested, required=name == "footwear")
     attrs["Meta"] = type("Meta", (), {"unknown": RAISE})
-    return type(f"{_camel(prefix)}Schema" if prefix else "RecommendationRequestSchema", (Schema,), attrs)
+    return type(
+        f"{_camel(prefix)}Schema" if prefix else "RecommendationRequestSchema", (Schema,), attrs
+    )
 
 
 def _tree() -> dict[str, Any]:

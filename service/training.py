@@ -17,7 +17,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from service.combine import decide
+from service.combine import RuleBook, decide
 from service.errors import InvalidInput
 from service.features import BAND_HI, BAND_LO, derive, model_matrix
 from service.fields import BANDS
@@ -72,20 +72,30 @@ def read_labelled(paths: Sequence[str | Path]) -> Labelled:
         raise InvalidInput(f"{len(errors)} of {len(frame)} rows are invalid (over 5%)")
     keep = np.ones(len(frame), dtype=bool)
     keep[list(errors)] = False
-    drops = pd.to_numeric(frame.get(OUTCOME_DROP), errors="coerce")
-    outcome = np.full(len(frame), np.nan) if drops is None else drops.to_numpy(np.float64)
+    outcome = np.full(len(frame), np.nan)
+    if OUTCOME_DROP in frame.columns:
+        outcome = pd.to_numeric(frame[OUTCOME_DROP], errors="coerce").to_numpy(np.float64)
     ctx = derive({k: v[keep] for k, v in checked.columns.items()})
-    return Labelled(model_matrix(ctx), ctx, labels[keep], outcome[keep], digest.hexdigest(),
-                    int(keep.sum()), errors)  # fmt: skip
+    return Labelled(
+        model_matrix(ctx),
+        ctx,
+        labels[keep],
+        outcome[keep],
+        digest.hexdigest(),
+        int(keep.sum()),
+        errors,
+    )
 
 
 def candidates(seed: int) -> dict[str, Any]:
     """The model families compared by cross-validated log loss."""
-    logistic = Pipeline([
-        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-        ("scale", StandardScaler()),
-        ("clf", LogisticRegression(C=1.0, max_iter=2000)),
-    ])  # fmt: skip
+    logistic = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("clf", LogisticRegression(C=1.0, max_iter=2000)),
+        ]
+    )
     boosting = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
     return {"logistic_regression": logistic, "hist_gradient_boosting": boosting}
 
@@ -114,8 +124,9 @@ def evaluate(fast: Any, data: Labelled, idx: np.ndarray, rules: tuple[Rule, ...]
     onehot = (np.array(BANDS) == y[:, None]).astype(float)
     predicted = np.array(BANDS)[proba.argmax(axis=1)]
     ctx = {k: v[idx] for k, v in data.ctx.items()}
-    both = decide(dict(ctx), rules, proba)
-    alone = decide(dict(ctx), rules, None)
+    book = RuleBook(rules)
+    both = decide(dict(ctx), book, proba)
+    alone = decide(dict(ctx), book, None)
     top = proba.argmax(axis=1)
     drop = data.outcome_drop[idx]
     return {
@@ -141,16 +152,27 @@ def fit(data: Labelled, seed: int, rules: tuple[Rule, ...]) -> tuple[Any, dict[s
     rng = np.random.default_rng(seed)
     sample = rng.choice(train, size=min(CV_ROWS, len(train)), replace=False)
     cv = {
-        name: {"log_loss": float(-cross_val_score(est, data.X[sample], data.y[sample], cv=3,
-                                                    scoring="neg_log_loss").mean())}
+        name: {
+            "log_loss": float(
+                -cross_val_score(
+                    est, data.X[sample], data.y[sample], cv=3, scoring="neg_log_loss"
+                ).mean()
+            )
+        }
         for name, est in candidates(seed).items()
-    }  # fmt: skip
+    }
     best = min(cv, key=lambda name: cv[name]["log_loss"])
     serving = min(SERVABLE, key=lambda name: cv[name]["log_loss"])
-    model = CalibratedClassifierCV(candidates(seed)[serving], method="temperature", cv=3,
-                                   ensemble=False)  # fmt: skip
+    model = CalibratedClassifierCV(
+        candidates(seed)[serving], method="temperature", cv=3, ensemble=False
+    )
     model.fit(data.X[train], data.y[train])
     metrics = evaluate(compile_estimator(model), data, test, rules)
-    return model, {"cv": cv, "cv_best": best, "family": serving, "metrics": metrics,
-                   "split": {"train": len(train), "test": len(test), "seed": seed},
-                   "test_rows": test}  # fmt: skip
+    return model, {
+        "cv": cv,
+        "cv_best": best,
+        "family": serving,
+        "metrics": metrics,
+        "split": {"train": len(train), "test": len(test), "seed": seed},
+        "test_rows": test,
+    }

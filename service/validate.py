@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from service.columns import Columns
+from service.columns import Columns, absent
 from service.fields import FIELDS, Field
 
 TRUE = ("true", "1", "yes")
@@ -33,8 +33,10 @@ class Checked:
 def _text(series: pd.Series) -> np.ndarray:
     """Cells as stripped strings, '' for absent, whatever dtype the reader gave."""
     values = series.astype(object).where(series.notna(), "")
-    return np.array([str(v).strip() if not isinstance(v, bool) else str(v).lower()
-                     for v in values], dtype=object)  # fmt: skip
+    return np.array(
+        [str(v).strip() if not isinstance(v, bool) else str(v).lower() for v in values],
+        dtype=object,
+    )
 
 
 def _number(field: Field, raw: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
@@ -78,7 +80,7 @@ def check_frame(frame: pd.DataFrame) -> Checked:
     errors: dict[int, dict[str, list[str]]] = {}
     for field in FIELDS:
         if field.path not in frame.columns:
-            cols[field.path] = _absent(field, n)
+            cols[field.path] = absent(field, n)
             bad, message = np.zeros(n, bool), ""
         elif field.kind == "bool":
             cols[field.path], bad, message = _bool(frame[field.path])
@@ -87,7 +89,7 @@ def check_frame(frame: pd.DataFrame) -> Checked:
         elif field.kind == "text":
             text = _text(frame[field.path])
             bad = np.array([len(t) > field.hi for t in text], dtype=bool)
-            cols[field.path] = np.where(text == "", None, text).astype(object)
+            cols[field.path] = np.array([t or None for t in text], dtype=object)
             message = f"must be at most {field.hi:g} characters"
         else:
             cols[field.path], bad, message = _number(field, frame[field.path])
@@ -98,11 +100,3 @@ def check_frame(frame: pd.DataFrame) -> Checked:
         for row in np.flatnonzero(bad):
             errors.setdefault(int(row), {}).setdefault(field.path, []).append(message)
     return Checked(cols, errors)
-
-
-def _absent(field: Field, n: int) -> np.ndarray:
-    if field.kind == "enum":
-        return np.full(n, field.default or "", dtype="<U16")
-    if field.kind == "text":
-        return np.full(n, None, dtype=object)
-    return np.full(n, np.nan)

@@ -1,0 +1,147 @@
+"""Benchmark the recommendation path in-process, as ratios to baselines measured in the same run.
+
+One request: median and p99 of the whole path, split into validation, features, model, rules
+and explanation, against schema validation alone (goal: at most 2x). 100k requests through the
+vectorised path against a bare scikit-learn `predict_proba` on the same preprocessed array
+(goal: at most 2x). Uses the registry's champion (HEELDROP_MODELS_DIR), training one if none.
+
+    python scripts/bench_recommend.py [--rows 100000] [--repeat 2000]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.cohort import simulate, write_cohort
+from service.columns import from_requests
+from service.combine import decide
+from service.config import Config
+from service.explain import attributions, render
+from service.features import derive, model_matrix
+from service.recommend import Recommender
+from service.registry import Registry
+from service.retrain import retrain
+from service.schemas import load_request
+from service.validate import check_frame
+
+REQUEST = {
+    "client_ref": "bench-1",
+    "person": {"age_years": 44, "body_mass_kg": 78, "sex": "female"},
+    "footwear": {
+        "current_drop_mm": 0,
+        "heel_insert_mm": 0,
+        "current_type": "road_running",
+        "weeks_in_current_drop": 10,
+        "previous_drop_mm": 10,
+        "years_in_heeled_shoes": 25,
+    },
+    "activity": {"primary": "running", "running_km_per_week": 30, "running_years": 4},
+    "symptoms": {
+        "calf_tightness": 5,
+        "achilles_pain": 2,
+        "anterior_ankle_pinch": 1,
+        "started_after_shoe_change": True,
+    },
+    "history": {"ankle_sprains_past_2_years": 1, "can_walk_four_steps": True},
+    "mobility": {
+        "knee_to_wall_cm": {"left": 8.5, "right": 10.5},
+        "measured_in": "barefoot",
+        "restriction_felt": "back",
+    },
+}
+
+
+def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def ms(samples: list[float], q: float = 0.5) -> float:
+    return float(np.quantile(samples, q) * 1e3)
+
+
+def champion(config: Config) -> Any:
+    registry = Registry(config.models_dir)
+    model = registry.load_champion()
+    if model is None:
+        tmp = Path(tempfile.mkdtemp())
+        write_cohort(tmp / "cohort.csv", 20_000, seed=1)
+        registry = Registry(tmp)
+        retrain([tmp / "cohort.csv"], "force", registry, config.cases_path, seed=1)
+        model = registry.load_champion()
+    return model
+
+
+def one_request(rec: Recommender, repeat: int) -> None:
+    model, book = rec.model, rec.book
+    assert model is not None
+    req = load_request(REQUEST)
+    cols = from_requests([req])
+    ctx = derive(cols)
+    X = model_matrix(ctx)
+    probs = model.predict_proba(X)
+    d = decide(dict(ctx), book, probs)
+    stages = {
+        "validation": lambda: load_request(REQUEST),
+        "features": lambda: model_matrix(derive(from_requests([req]))),
+        "model": lambda: model.predict_proba(X),
+        "rules": lambda: decide(dict(ctx), book, probs),
+        "explanation": lambda: render(d, 0, model, attributions(model, X, d.model_band), X, cols),
+    }
+    for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:
+        timed(fn, 200)  # warm up
+    parts = {name: timed(fn, repeat) for name, fn in stages.items()}
+    whole = timed(lambda: rec.recommend(REQUEST), repeat)
+    base = statistics.median(parts["validation"])
+    print(f"one request ({repeat} runs)        median     p99   x validation")
+    for name, samples in parts.items():
+        print(
+            f"  {name:<28}{ms(samples):7.3f} ms {ms(samples, 0.99):7.3f} ms"
+            f"   {statistics.median(samples) / base:5.2f}"
+        )
+    print(
+        f"  {'whole request':<28}{ms(whole):7.3f} ms {ms(whole, 0.99):7.3f} ms"
+        f"   {statistics.median(whole) / base:5.2f}   (goal <= 2.00)"
+    )
+
+
+def many_rows(rec: Recommender, rows: int) -> None:
+    model = rec.model
+    assert model is not None
+    frame = simulate(rows, seed=2).drop(columns=["outcome_band", "outcome_drop_mm"])
+    text = frame.astype("string").fillna("")
+    cols = check_frame(text).columns
+    X = model_matrix(derive(cols))
+    bare = min(timed(lambda: model.estimator.predict_proba(X), 3))
+    ours = min(timed(lambda: rec.decide(cols), 3))
+    checked = min(timed(lambda: rec.decide(check_frame(text).columns), 1))
+    print(f"\n{rows:,} requests, vectorised (best of 3)")
+    print(f"  bare scikit-learn predict_proba     {bare:7.3f} s   1.00")
+    print(
+        f"  features + model + rules + combine  {ours:7.3f} s   {ours / bare:5.2f}   (goal <= 2.00)"
+    )
+    print(f"  ... plus columnar validation        {checked:7.3f} s   {checked / bare:5.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=2000)
+    args = parser.parse_args()
+    rec = Recommender(model=champion(Config()))
+    one_request(rec, args.repeat)
+    many_rows(rec, args.rows)
+
+
+if __name__ == "__main__":
+    main()
