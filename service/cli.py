@@ -122,11 +122,11 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
             )
         return EXIT_OK
     if args.action == "show":
-        version: str | None = champion if args.version in (None, "champion") else args.version
-        if not version:
+        shown = champion if args.version in (None, "champion") else args.version
+        if not shown:
             print("heeldrop: no champion is registered", file=sys.stderr)
             return 1
-        print(json.dumps(registry.metadata(version), indent=2))
+        print(json.dumps(registry.metadata(shown), indent=2))
         return EXIT_OK
     if args.action == "promote":
         registry.promote(args.version)

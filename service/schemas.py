@@ -15,7 +15,7 @@ DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 class StrictNumber(fields.Field):
     """A JSON number: not a bool, not a string, not NaN or Infinity."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
         "invalid": "Not a valid number.",
         "whole": "Not a whole number.",
     }
