@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Config
-from service.errors import HeeldropError, InvalidInput, ModelRefused
+from service.errors import HeeldropError, InvalidInput, ModelRefused, error_body
 
 EXIT_OK, EXIT_HELD_BACK, EXIT_BAD_INPUT = 0, 3, 2
-
-
-def error_body(code: int, status: str, message: str, errors: dict[str, Any] | None = None) -> dict:
-    """The one error shape, shared with the API."""
-    return {"code": code, "status": status, "message": message, "errors": errors or {}}
 
 
 def _invalid(exc: InvalidInput) -> dict[str, Any]:
@@ -136,6 +131,43 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """Replace this process with gunicorn running the app (config in service/gunicorn_conf.py)."""
+    import os
+
+    os.environ["HEELDROP_BIND"] = f"{args.host}:{args.port}"
+    if args.workers:
+        os.environ["HEELDROP_WORKERS"] = str(args.workers)
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
+    os.execv(sys.executable, [*gunicorn, "service.wsgi:app"])
+    return EXIT_OK  # not reached
+
+
+def cmd_keys(args: argparse.Namespace, config: Config) -> int:
+    from service import keys
+    from service.db import engine_for, upgrade
+
+    upgrade(config.database_url)
+    engine = engine_for(config.database_url)
+    if args.action == "create":
+        if not args.name:
+            print("heeldrop keys create: --name is required", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        token = keys.create(engine, args.name, admin=args.admin)
+        print(token)
+        print(f"created {'admin' if args.admin else 'shop'} key {args.name!r}; it is shown "
+              "only now, store it safely", file=sys.stderr)  # fmt: skip
+    elif args.action == "list":
+        for key in keys.listing(engine):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            scope = "admin" if key.admin else "shop"
+            print(f"{key.name}\t{scope}\t{state}\tcreated {key.created_at:%Y-%m-%d}")
+    else:
+        keys.revoke(engine, args.name)
+        print(f"revoked {args.name!r}", file=sys.stderr)
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="heeldrop", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -158,6 +190,20 @@ def parser() -> argparse.ArgumentParser:
     mod.add_argument("action", choices=("list", "show", "promote", "rollback"))
     mod.add_argument("version", nargs="?")
     mod.set_defaults(func=cmd_models)
+    srv = sub.add_parser("serve", help="serve the HTTP API under gunicorn")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--workers", type=int, help="gunicorn workers (default 2)")
+    srv.set_defaults(func=cmd_serve)
+    key = sub.add_parser("keys", help="API keys: create (printed once), list, revoke")
+    key.add_argument("action", choices=("create", "list", "revoke"))
+    key.add_argument("name", nargs="?", help="the key's name (revoke)")
+    key.add_argument("--name", dest="name", help="the key's name (create)")
+    key.add_argument("--admin", action="store_true", help="may also call /admin/*")
+    key.set_defaults(func=cmd_keys)
+    from service import batch  # the batch door registers its own `score` subcommand
+
+    batch.register(sub)
     return top
 
 

@@ -20,3 +20,16 @@ class Config:
     cases_path: Path = field(
         default_factory=lambda: Path(_env("HEELDROP_CASES", "tests/cases/article_cases.json"))
     )
+    ratelimit_storage_url: str = field(
+        default_factory=lambda: _env("HEELDROP_RATELIMIT_STORAGE_URL", "memory://")
+    )
+    rate_limit: str = field(default_factory=lambda: _env("HEELDROP_RATE_LIMIT", "1200/minute"))
+    max_body_bytes: int = field(
+        default_factory=lambda: int(_env("HEELDROP_MAX_BODY_BYTES", str(64 * 1024)))
+    )
+    max_batch_body_bytes: int = field(
+        default_factory=lambda: int(_env("HEELDROP_MAX_BATCH_BODY_BYTES", str(8 * 1024 * 1024)))
+    )
+    key_cache_seconds: float = field(
+        default_factory=lambda: float(_env("HEELDROP_KEY_CACHE_SECONDS", "5"))
+    )

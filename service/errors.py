@@ -1,5 +1,12 @@
 """One exception root for the core; each door maps these to its own answer in one place."""
 
+from typing import Any
+
+
+def error_body(code: int, status: str, message: str, errors: dict[str, Any] | None = None) -> dict:
+    """The one error shape of every door: {code, status, message, errors}."""
+    return {"code": code, "status": status, "message": message, "errors": errors or {}}
+
 
 class HeeldropError(Exception):
     """Base of every error the core raises on purpose."""

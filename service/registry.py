@@ -61,7 +61,10 @@ class Registry:
 
     def load_champion(self) -> ServingModel | None:
         """The champion, checked; None when none is registered, ModelRefused when it fails."""
-        version = self.champion()
+        return self.load(self.champion())
+
+    def load(self, version: str | None) -> ServingModel | None:
+        """A registered version, checked; None for no version."""
         return load_model(self.root / version) if version else None
 
     def new_version(self) -> str:

@@ -89,8 +89,11 @@ RequestSchema = _build("", _tree())
 request_schema = RequestSchema()
 
 
-def flatten_errors(messages: Mapping[str, Any], prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested messages as {field path: [messages]}."""
+    if not isinstance(messages, Mapping):
+        items = messages if isinstance(messages, list) else [messages]
+        return {prefix or "_schema": [str(m) for m in items]}
     flat: dict[str, list[str]] = {}
     for key, value in messages.items():
         path = f"{prefix}.{key}" if prefix else str(key)

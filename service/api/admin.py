@@ -1,0 +1,38 @@
+"""POST /admin/reload: load the registry's champion, refusing one that fails its checks."""
+
+from typing import Any
+
+from flask import current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, fields
+
+from service.errors import ModelRefused
+
+blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operations (admin keys)")
+
+
+class ReloadSchema(Schema):
+    version = fields.String(allow_none=True, required=True)
+    previous = fields.String(allow_none=True, required=True)
+    all_workers = fields.Boolean(required=True)
+
+
+@blp.route("/reload")
+class Reload(MethodView):
+    @blp.response(200, ReloadSchema)
+    @blp.alt_response(409, description="the champion failed its checks; the old model serves on")
+    def post(self) -> dict[str, Any]:
+        """Load the registry's champion now; 409 and no change if it fails its checks"""
+        serving = current_app.extensions["heeldrop"]
+        previous = serving.recommender.model
+        try:
+            version = serving.reload()
+        except ModelRefused as exc:
+            abort(409, message=str(exc))
+        g.model_version = version
+        return {
+            "version": version,
+            "previous": previous.version if previous else None,
+            "all_workers": serving.restart_siblings(),
+        }

@@ -1,0 +1,31 @@
+"""Liveness, readiness and metrics: public, unauthenticated, not rate limited."""
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from service import metrics as prom
+
+blp = Blueprint("health", __name__)
+
+
+@blp.get("/livez")
+def livez() -> Response:
+    return jsonify(status="ok")
+
+
+@blp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    serving = current_app.extensions["heeldrop"]
+    model = serving.recommender.model
+    if serving.not_ready or model is None:
+        return jsonify(code=503, status="Service Unavailable", message=serving.not_ready,
+                       errors={}), 503  # fmt: skip
+    return jsonify(status="ready", model_version=model.version, rules=len(serving.rules)), 200
+
+
+@blp.get("/metrics")
+def metrics() -> Response:
+    serving = current_app.extensions["heeldrop"]
+    model = serving.recommender.model
+    prom.MODEL.labels(model.version if model else "none").set(1)
+    body, content_type = prom.render()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,42 @@
+"""GET /v1/model: what model is serving, and how it was made."""
+
+from typing import Any
+
+from flask import current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+blp = Blueprint("model", __name__, url_prefix="/v1/model", description="The serving model")
+
+
+class ModelInfoSchema(Schema):
+    version = fields.String(allow_none=True, required=True)
+    trained_at = fields.String(allow_none=True, required=True)
+    family = fields.String(allow_none=True)
+    metrics = fields.Dict(required=True)
+    scikit_learn_version = fields.String(allow_none=True, required=True)
+    training_data_digest = fields.String(allow_none=True, required=True)
+    training_data_origin = fields.String(allow_none=True)
+    degraded = fields.Boolean(required=True)
+
+
+@blp.route("")
+class Model(MethodView):
+    @blp.response(200, ModelInfoSchema)
+    def get(self) -> dict[str, Any]:
+        """The serving model: version, training date, metrics, library and data provenance"""
+        model = current_app.extensions["heeldrop"].recommender.model
+        meta = model.metadata if model else {}
+        g.model_version = model.version if model else None
+        metrics = {k: v for k, v in meta.get("metrics", {}).items() if k != "confusion_matrix"}
+        return {
+            "version": meta.get("version"),
+            "trained_at": meta.get("trained_at"),
+            "family": meta.get("family"),
+            "metrics": metrics,
+            "scikit_learn_version": meta.get("versions", {}).get("scikit-learn"),
+            "training_data_digest": meta.get("training_data", {}).get("digest"),
+            "training_data_origin": meta.get("training_data", {}).get("origin"),
+            "degraded": model is None,
+        }

@@ -1,0 +1,84 @@
+"""POST /v1/recommendations and /v1/recommendations/batch."""
+
+from typing import Any
+
+from flask import Response, current_app, g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from service.errors import InvalidInput
+from service.metrics import BANDS, REFERRALS, RULES
+from service.schemas import RecommendationResponseSchema, RequestSchema, load_request
+
+blp = Blueprint(
+    "recommendations", __name__, url_prefix="/v1/recommendations",
+    description="Heel-drop recommendations with their reasoning",
+)  # fmt: skip
+MAX_ITEMS = 1000
+
+
+class BatchRequestSchema(Schema):
+    items = fields.List(
+        fields.Raw(metadata={"description": "a recommendation request"}),
+        required=True, validate=validate.Length(1, MAX_ITEMS),
+    )  # fmt: skip
+
+
+class BatchItemErrorSchema(Schema):
+    index = fields.Integer(required=True)
+    error = fields.Dict(required=True)
+
+
+class BatchResponseSchema(Schema):
+    results = fields.List(fields.Raw(), required=True, metadata={
+        "description": "per item, in order: a recommendation, or {index, error} for an invalid item"
+    })  # fmt: skip
+
+
+def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
+    recommender = current_app.extensions["heeldrop"].recommender
+    g.model_version = recommender.model.version if recommender.model else None
+    responses = recommender.explain(requests, ids)
+    for response in responses:
+        rec = response["recommendation"]
+        BANDS.labels(rec["band"]).inc()
+        if rec["referral"]:
+            REFERRALS.labels(rec["referral"]["urgency"]).inc()
+        for firing in response["explanation"]["rules"]:
+            if not firing["overruled"]:
+                RULES.labels(firing["id"]).inc()
+    return responses
+
+
+@blp.route("")
+class Recommendations(MethodView):
+    @blp.arguments(RequestSchema)
+    @blp.response(200, RecommendationResponseSchema)
+    def post(self, data: dict[str, Any]) -> Response:
+        """Recommend a heel-drop range for one person, with its reasoning"""
+        return current_app.json.response(_answer([data], [g.request_id])[0])
+
+
+@blp.route("/batch")
+class RecommendationsBatch(MethodView):
+    @blp.arguments(BatchRequestSchema)
+    @blp.response(200, BatchResponseSchema)
+    def post(self, data: dict[str, Any]) -> Response:
+        """Recommend for up to 1000 people; an invalid item gets an error in its place"""
+        results: list[Any] = [None] * len(data["items"])
+        valid, ids = [], []
+        for index, item in enumerate(data["items"]):
+            try:
+                valid.append((index, load_request(item)))
+                ids.append(f"{g.request_id}-{index}")
+            except InvalidInput as exc:
+                error = {"code": 422, "status": "Unprocessable Entity", "message": str(exc),
+                         "errors": exc.errors}  # fmt: skip
+                results[index] = {"index": index, "error": error}
+        if valid:
+            answers = _answer([req for _, req in valid], ids)
+            for (index, _), answer in zip(valid, answers, strict=True):
+                results[index] = answer
+        g.items = len(results)
+        return current_app.json.response({"results": results})

@@ -1,0 +1,168 @@
+"""The application factory: extensions bound, blueprints registered, one error shape."""
+
+import dataclasses
+import logging
+import re
+import time
+import traceback
+import uuid
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from service.config import Config
+from service.db import engine_for, upgrade
+from service.errors import error_body
+from service.keys import KeyStore
+from service.logs import configure as configure_logs
+from service.metrics import LATENCY, REQUESTS
+from service.registry import Registry
+from service.schemas import flatten_errors
+from service.serving import Serving
+
+log = logging.getLogger("heeldrop")
+PUBLIC = {"health.livez", "health.readyz", "health.metrics", "api-docs.openapi_json", "docs.docs"}
+BODY_ROUTES = "/v1/"  # routes that take a JSON body
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+api = Api()
+limiter = Limiter(key_func=lambda: g.get("caller_key", request.remote_addr or "-"))
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `test_config` overrides Config fields (and Flask settings in upper case)."""
+    overrides = test_config or {}
+    config = dataclasses.replace(
+        Config(), **{k: v for k, v in overrides.items() if not k.isupper()}
+    )
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="heeldrop",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=config.max_batch_body_bytes,
+        RATELIMIT_STORAGE_URI=config.ratelimit_storage_url,
+        RATELIMIT_DEFAULT=config.rate_limit,
+        RATELIMIT_HEADERS_ENABLED=True,
+        HEELDROP=config,
+    )
+    app.config.update({k: v for k, v in overrides.items() if k.isupper()})
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    configure_logs()
+    engine = engine_for(config.database_url)
+    upgrade(config.database_url)
+    serving = Serving(Registry(config.models_dir))
+    serving.start()
+    app.extensions["heeldrop"] = serving
+    app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
+    api.init_app(app)
+    limiter.init_app(app)
+    _register(app)
+    app.before_request(_before)
+    app.after_request(_after)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.log_exception = lambda exc_info: None  # type: ignore[method-assign]  # see _unexpected
+    return app
+
+
+def _register(app: Flask) -> None:
+    from service.api import admin, docs, health, model, recommendations
+
+    for module in (recommendations, model, admin):
+        api.register_blueprint(module.blp)
+    for module in (health, docs):
+        app.register_blueprint(module.blp)
+        limiter.exempt(module.blp)
+
+
+def _before() -> Response | None:
+    g.start = time.perf_counter()
+    given = request.headers.get("X-Request-ID", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    if request.endpoint in PUBLIC or request.endpoint is None:
+        return None
+    token = request.headers.get("Authorization", "")
+    caller = None
+    if token.startswith("Bearer "):
+        caller = current_app.extensions["heeldrop.keys"].verify(token[7:].strip())
+    if caller is None:
+        return _error(401, "a valid 'Authorization: Bearer <key>' header is required")
+    g.caller_key = caller.key_id
+    if request.path.startswith("/admin") and not caller.admin:
+        return _error(403, "this route needs an admin key")
+    if request.method == "POST" and request.path.startswith(BODY_ROUTES):
+        if not request.is_json:
+            return _error(415, "send JSON with 'Content-Type: application/json'")
+        config: Config = current_app.config["HEELDROP"]
+        limit = config.max_batch_body_bytes if "batch" in request.path else config.max_body_bytes
+        if (request.content_length or 0) > limit:
+            return _error(413, f"the body is over {limit} bytes")
+    return None
+
+
+def _after(response: Response) -> Response:
+    route = request.url_rule.rule if request.url_rule else "unmatched"
+    elapsed = time.perf_counter() - g.get("start", time.perf_counter())
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    version = g.get("model_version")
+    if version:
+        response.headers["X-Model-Version"] = version
+    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+    LATENCY.labels(route, request.method).observe(elapsed)
+    log.info(
+        "request",
+        extra={
+            "event": "request", "request_id": g.get("request_id"), "method": request.method,
+            "route": route, "status": response.status_code,
+            "latency_ms": round(elapsed * 1000, 3), "model_version": version,
+            "key": g.get("caller_key"), "items": g.get("items"),
+        },
+    )  # fmt: skip
+    return response
+
+
+def _error(code: int, message: str, errors: dict[str, Any] | None = None) -> Response:
+    from werkzeug.http import HTTP_STATUS_CODES
+
+    body = error_body(code, HTTP_STATUS_CODES.get(code, "Error"), message, errors)
+    response = current_app.json.response(body)
+    response.status_code = code
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    data = getattr(exc, "data", None) or {}
+    errors = data.get("errors") or data.get("messages") or {}
+    if isinstance(errors, dict) and errors:
+        # webargs nests by location ({"json": {...}}); callers want field paths.
+        inner = errors.get("json", errors)
+        errors = flatten_errors(inner, "" if isinstance(inner, dict) else "_json")
+    message = data.get("message") or (exc.description if code != 422 else "invalid fields")
+    response = _error(code, str(message), errors)
+    for name, value in exc.get_headers() if code == 429 else []:
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    for name, value in (data.get("headers") or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    """A bug: log its type and where it happened (never its message, which may hold data)."""
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f"{frame.filename}:{frame.lineno}" if frame else "?"
+    log.error(
+        "unhandled error",
+        extra={"event": "error", "request_id": g.get("request_id"),
+               "reason": f"{type(exc).__name__} at {where}"},
+    )  # fmt: skip
+    return _error(500, "internal error; quote the request id when reporting it")
