@@ -127,7 +127,7 @@ def _after(response: Response) -> Response:
     return response
 
 
-def _error(code: int, message: str, errors: dict[str, Any] | None = None) -> Response:
+def _error(code: int, message: str, errors: dict[str, Any] | None = None) -> Any:
     from werkzeug.http import HTTP_STATUS_CODES
 
     body = error_body(code, HTTP_STATUS_CODES.get(code, "Error"), message, errors)

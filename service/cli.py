@@ -75,18 +75,24 @@ def cmd_cohort(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
     from service.registry import Registry
-    from service.retrain import retrain
+    from service.retrain import Gates, retrain
 
     registry = Registry(config.models_dir)
     try:
+        gates = Gates(args.max_f1_drop, args.max_log_loss_rise)
         outcome = retrain(
-            args.data, args.promote, registry, config.cases_path, seed=args.seed, origin=args.origin
+            args.data, args.promote, registry, config.cases_path, args.seed, args.origin, gates
         )
     except InvalidInput as exc:
         print(f"heeldrop retrain: {exc}", file=sys.stderr)
-        for row, errors in sorted(exc.errors.items())[:20]:
-            print(f"  row {row}: {errors}", file=sys.stderr)
+        for where, errors in list(exc.errors.items())[:20]:
+            print(f"  {where}: {'; '.join(errors)}", file=sys.stderr)
+        if len(exc.errors) > 20:
+            print(f"  ... and {len(exc.errors) - 20} more", file=sys.stderr)
         return EXIT_BAD_INPUT
+    invalid = outcome.metadata["training_data"]["invalid_rows"]
+    if invalid:
+        print(f"left out {invalid} invalid rows (see metadata.json)", file=sys.stderr)
     metrics = outcome.metadata["metrics"]
     print(
         f"registered {outcome.version}: macro_f1={metrics['macro_f1']:.4f} "
@@ -185,6 +191,10 @@ def parser() -> argparse.ArgumentParser:
     ret.add_argument("--promote", choices=("auto", "never", "force"), default="auto")
     ret.add_argument("--seed", type=int, default=0)
     ret.add_argument("--origin", default="simulated", help="where the labels came from")
+    ret.add_argument("--max-f1-drop", type=float, default=0.01, help="gate (default 0.01)")
+    ret.add_argument(
+        "--max-log-loss-rise", type=float, default=0.02, help="gate, a fraction (default 0.02)"
+    )
     ret.set_defaults(func=cmd_retrain)
     mod = sub.add_parser("models", help="the model registry")
     mod.add_argument("action", choices=("list", "show", "promote", "rollback"))

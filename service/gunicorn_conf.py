@@ -32,7 +32,7 @@ _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(pr
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
-def on_starting(server):  # noqa: ANN001 - gunicorn's hook signature
+def on_starting(server):
     """Migrate the database once, in the master, before any worker serves."""
     from service.config import Config
     from service.db import upgrade
@@ -42,17 +42,17 @@ def on_starting(server):  # noqa: ANN001 - gunicorn's hook signature
     upgrade(Config().database_url)
 
 
-def post_fork(server, worker):  # noqa: ANN001
+def post_fork(server, worker):
     """Tell the worker its master, so /admin/reload can ask for a graceful restart of all."""
     os.environ["HEELDROP_GUNICORN_MASTER"] = str(server.pid)
 
 
-def child_exit(server, worker):  # noqa: ANN001
+def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server):  # noqa: ANN001
+def on_exit(server):
     if _owned:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

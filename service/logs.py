@@ -1,4 +1,4 @@
-"""Structured JSON logs: ids, routes, statuses, timings, model versions; never bodies or health data."""
+"""Structured JSON logs: ids, routes, statuses, timings, versions; never bodies or health data."""
 
 import json
 import logging

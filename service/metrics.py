@@ -14,8 +14,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client import multiprocess
 
 REQUESTS = Counter("heeldrop_http_requests_total", "HTTP requests", ["route", "method", "status"])
 LATENCY = Histogram(

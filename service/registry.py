@@ -27,14 +27,33 @@ class Registry:
 
     def __init__(self, models_dir: str | os.PathLike[str]):
         self.root = Path(models_dir) / "registry"
+        self._depth = 0  # the lock is re-entrant within one Registry object
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the registry's lock so two retrains or promotions cannot interleave."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            yield
+            self._depth = 1
+            try:
+                self._sweep()
+                yield
+            finally:
+                self._depth = 0
+
+    def _sweep(self) -> None:
+        """Remove staging folders a killed retrain left; safe only while holding the lock."""
+        for path in self.root.glob(".*.*"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
 
     def versions(self) -> list[str]:
         """Complete versions, oldest first (names sort by time)."""
@@ -91,19 +110,21 @@ class Registry:
 
     def promote(self, version: str) -> None:
         """Make `version` the champion (after checking it loads); the old one becomes previous."""
-        load_model(self.root / version)
-        current = self.champion()
-        pointer = {
-            "version": version,
-            "previous": current if current != version else self.pointer().get("previous"),
-            "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        atomic_write_text(self.root / CHAMPION_FILE, json.dumps(pointer, indent=2) + "\n")
+        with self.lock():
+            load_model(self.root / version)
+            current = self.champion()
+            pointer = {
+                "version": version,
+                "previous": current if current != version else self.pointer().get("previous"),
+                "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            atomic_write_text(self.root / CHAMPION_FILE, json.dumps(pointer, indent=2) + "\n")
 
     def rollback(self) -> str:
         """Point the champion back at the previous version."""
-        previous = self.pointer().get("previous")
-        if not previous:
-            raise RegistryError("there is no previous champion to roll back to")
-        self.promote(previous)
-        return previous
+        with self.lock():
+            previous = self.pointer().get("previous")
+            if not previous:
+                raise RegistryError("there is no previous champion to roll back to")
+            self.promote(previous)
+            return previous

@@ -6,8 +6,8 @@ import signal
 import threading
 
 from service.errors import ModelRefused
-from service.recommend import Recommender
 from service.files import atomic_write_text
+from service.recommend import Recommender
 from service.registry import Registry
 from service.rules import load_rules
 

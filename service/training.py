@@ -26,6 +26,7 @@ from service.rules import Rule
 from service.validate import check_frame
 
 LABEL, OUTCOME_DROP = "outcome_band", "outcome_drop_mm"
+SOURCE = "_source"  # file:line of each training row, for the invalid-row report
 MAX_INVALID_SHARE = 0.05  # more invalid rows than this and the data set is refused
 CV_ROWS = 20_000  # family selection on a sample keeps retraining minutes, not hours
 TEST_SHARE = 0.2
@@ -44,32 +45,42 @@ class Labelled:
     outcome_drop: np.ndarray
     digest: str
     rows: int
-    invalid: dict[int, dict[str, list[str]]]
+    invalid: dict[str, list[str]]
 
 
 def read_labelled(paths: Sequence[str | Path]) -> Labelled:
-    """Read, combine, de-duplicate and validate labelled CSVs; InvalidInput if unusable."""
+    """Read, combine, de-duplicate and validate labelled CSVs; InvalidInput if unusable.
+
+    Invalid rows are reported by file, line and column; up to 5% of them are left out.
+    """
     digest = hashlib.sha256()
     frames = []
     for path in paths:
         try:
-            raw = Path(path).read_bytes()
-            frames.append(pd.read_csv(Path(path), dtype=str, keep_default_na=False))
+            digest.update(Path(path).read_bytes())
+            frame = pd.read_csv(Path(path), dtype=str, keep_default_na=False)
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{path}: not a readable CSV ({exc})") from None
-        digest.update(raw)
-    frame = pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
-    if LABEL not in frame.columns:
-        raise InvalidInput(f"the training data has no {LABEL} column")
+        if LABEL not in frame.columns:
+            raise InvalidInput(f"{path}: no {LABEL} column")
+        frame.insert(0, SOURCE, [f"{Path(path).name}:{line}" for line in range(2, len(frame) + 2)])
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    frame = frame[~frame.drop(columns=SOURCE).duplicated()].reset_index(drop=True)
     if frame.empty:
         raise InvalidInput("the training data has no rows")
     checked = check_frame(frame)
-    labels = frame[LABEL].str.strip().to_numpy(dtype=str)
+    labels = frame[LABEL].fillna("").str.strip().to_numpy(dtype=str)
     errors = checked.errors
     for row in np.flatnonzero(~np.isin(labels, BANDS)):
         errors.setdefault(int(row), {})[LABEL] = [f"must be one of {', '.join(BANDS)}"]
+    sources = frame[SOURCE].to_numpy()
+    report = {
+        str(sources[row]): [f"{col}: {'; '.join(msgs)}" for col, msgs in cols.items()]
+        for row, cols in sorted(errors.items())
+    }
     if len(errors) > MAX_INVALID_SHARE * len(frame):
-        raise InvalidInput(f"{len(errors)} of {len(frame)} rows are invalid (over 5%)")
+        raise InvalidInput(f"{len(errors)} of {len(frame)} rows are invalid (over 5%)", report)
     keep = np.ones(len(frame), dtype=bool)
     keep[list(errors)] = False
     outcome = np.full(len(frame), np.nan)
@@ -77,14 +88,9 @@ def read_labelled(paths: Sequence[str | Path]) -> Labelled:
         outcome = pd.to_numeric(frame[OUTCOME_DROP], errors="coerce").to_numpy(np.float64)
     ctx = derive({k: v[keep] for k, v in checked.columns.items()})
     return Labelled(
-        model_matrix(ctx),
-        ctx,
-        labels[keep],
-        outcome[keep],
-        digest.hexdigest(),
-        int(keep.sum()),
-        errors,
-    )
+        model_matrix(ctx), ctx, labels[keep], outcome[keep], digest.hexdigest(),
+        int(keep.sum()), report,
+    )  # fmt: skip
 
 
 def candidates(seed: int) -> dict[str, Any]:

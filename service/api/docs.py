@@ -10,13 +10,14 @@ blp = Blueprint("docs", __name__)
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>heeldrop API</title><style>
-body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}}
-h2{{border-bottom:1px solid #ddd;padding-bottom:.2rem}} code,pre{{background:#f5f5f5;padding:.1rem .3rem}}
+body{{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}
+h2{{border-bottom:1px solid #ddd}} code,pre{{background:#f5f5f5;padding:.1rem .3rem}}
 pre{{padding:.6rem;overflow:auto;font-size:13px}} .m{{font-weight:bold;text-transform:uppercase}}
 details{{margin:.3rem 0}}</style></head><body>
 <h1>heeldrop API {version}</h1>
-<p>JSON in and out. Every route but <code>/livez</code>, <code>/readyz</code>, <code>/metrics</code>,
-<code>/openapi.json</code> and <code>/docs</code> needs <code>Authorization: Bearer &lt;key&gt;</code>.
+<p>JSON in and out. Every route but <code>/livez</code>, <code>/readyz</code>,
+<code>/metrics</code>, <code>/openapi.json</code> and <code>/docs</code> needs
+<code>Authorization: Bearer &lt;key&gt;</code>.
 Errors are always <code>{{"code", "status", "message", "errors"}}</code>.
 The machine-readable document is at <a href="/openapi.json">/openapi.json</a>.</p>
 {paths}<h2>Schemas</h2>{schemas}</body></html>"""

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import Response, current_app, g
+from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -55,7 +55,7 @@ def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, An
 class Recommendations(MethodView):
     @blp.arguments(RequestSchema)
     @blp.response(200, RecommendationResponseSchema)
-    def post(self, data: dict[str, Any]) -> Response:
+    def post(self, data: dict[str, Any]) -> Any:
         """Recommend a heel-drop range for one person, with its reasoning"""
         return current_app.json.response(_answer([data], [g.request_id])[0])
 
@@ -64,7 +64,7 @@ class Recommendations(MethodView):
 class RecommendationsBatch(MethodView):
     @blp.arguments(BatchRequestSchema)
     @blp.response(200, BatchResponseSchema)
-    def post(self, data: dict[str, Any]) -> Response:
+    def post(self, data: dict[str, Any]) -> Any:
         """Recommend for up to 1000 people; an invalid item gets an error in its place"""
         results: list[Any] = [None] * len(data["items"])
         valid, ids = [], []
