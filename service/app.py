@@ -12,6 +12,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from service.config import Config
 from service.db import engine_for, upgrade
@@ -27,9 +28,17 @@ log = logging.getLogger("heeldrop")
 PUBLIC = {"health.livez", "health.readyz", "health.metrics", "api-docs.openapi_json", "docs.docs"}
 BODY_ROUTES = "/v1/"  # routes that take a JSON body
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# The plain-Flask public routes, documented by hand: path -> (summary, media type, error codes).
+PUBLIC_DOCS = {
+    "/livez": ("200 while the process is up", "application/json", ()),
+    "/readyz": ("200 when the model and rules are loaded; 503 with the reason otherwise",
+                "application/json", (503,)),
+    "/metrics": ("Prometheus text format", "text/plain", ()),
+    "/openapi.json": ("This OpenAPI 3 document", "application/json", ()),
+    "/docs": ("A browsable page of this document", "text/html", ()),
+}  # fmt: skip
 
 api = Api()
-limiter = Limiter(key_func=lambda: g.get("caller_key", request.remote_addr or "-"))
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -47,7 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=config.max_batch_body_bytes,
         RATELIMIT_STORAGE_URI=config.ratelimit_storage_url,
-        RATELIMIT_DEFAULT=config.rate_limit,
+        RATELIMIT_APPLICATION=config.rate_limit,  # one budget per key, shared by every route
         RATELIMIT_HEADERS_ENABLED=True,
         HEELDROP=config,
     )
@@ -61,9 +70,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["heeldrop"] = serving
     app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
     api.init_app(app)
-    limiter.init_app(app)
     _register(app)
-    app.before_request(_before)
+    app.before_request(_before)  # before the limiter's hook: it counts per caller's key
+    # One limiter per app: Flask-Limiter keeps the limits of the first app it was bound to.
+    limiter = Limiter(key_func=lambda: g.get("caller_key") or request.remote_addr or "-")
+    limiter.request_filter(lambda: request.endpoint in PUBLIC or request.endpoint is None)
+    limiter.init_app(app)
     app.after_request(_after)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
@@ -78,7 +90,14 @@ def _register(app: Flask) -> None:
         api.register_blueprint(module.blp)
     for module in (health, docs):
         app.register_blueprint(module.blp)
-        limiter.exempt(module.blp)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    for path, (summary, media, codes) in PUBLIC_DOCS.items():
+        responses = {"200": {"description": "OK", "content": {media: {"schema": {}}}}}
+        for code in codes:
+            responses[str(code)] = {"description": HTTP_STATUS_CODES[code], "content": error}
+        operation = {"summary": summary, "tags": ["operations"], "responses": responses}
+        api.spec.path(rule=rules[path], operations={"get": operation})
 
 
 def _before() -> Response | None:
@@ -103,6 +122,7 @@ def _before() -> Response | None:
         limit = config.max_batch_body_bytes if "batch" in request.path else config.max_body_bytes
         if (request.content_length or 0) > limit:
             return _error(413, f"the body is over {limit} bytes")
+        request.max_content_length = limit  # also bounds a chunked body, which has no length
     return None
 
 
@@ -115,12 +135,15 @@ def _after(response: Response) -> Response:
         response.headers["X-Model-Version"] = version
     REQUESTS.labels(route, request.method, str(response.status_code)).inc()
     LATENCY.labels(route, request.method).observe(elapsed)
+    model = current_app.extensions["heeldrop"].recommender.model
     log.info(
         "request",
         extra={
             "event": "request", "request_id": g.get("request_id"), "method": request.method,
             "route": route, "status": response.status_code,
-            "latency_ms": round(elapsed * 1000, 3), "model_version": version,
+            "latency_ms": round(elapsed * 1000, 3),
+            # the serving model's version on every line, errors included
+            "model_version": version or (model.version if model else None),
             "key": g.get("caller_key"), "items": g.get("items"),
         },
     )  # fmt: skip
@@ -128,8 +151,6 @@ def _after(response: Response) -> Response:
 
 
 def _error(code: int, message: str, errors: dict[str, Any] | None = None) -> Any:
-    from werkzeug.http import HTTP_STATUS_CODES
-
     body = error_body(code, HTTP_STATUS_CODES.get(code, "Error"), message, errors)
     response = current_app.json.response(body)
     response.status_code = code
@@ -146,7 +167,7 @@ def _http_error(exc: HTTPException) -> Response:
         errors = flatten_errors(inner, "" if isinstance(inner, dict) else "_json")
     message = data.get("message") or (exc.description if code != 422 else "invalid fields")
     response = _error(code, str(message), errors)
-    for name, value in exc.get_headers() if code == 429 else []:
+    for name, value in exc.get_headers():  # such as 405's Allow and 429's Retry-After
         if name.lower() != "content-type":
             response.headers[name] = value
     for name, value in (data.get("headers") or {}).items():

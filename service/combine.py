@@ -152,7 +152,9 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         pace = np.where(run.fire(j, rule), np.fmax(pace, rule.pace_weeks or 0), pace)
     run.overruled |= stop[:, None] & run.fired & ~book.stops
     active = run.fired & ~run.overruled
-    advice = active & book.has_advice & ~stop[:, None]
+    # A bound set aside for a higher-priority bound keeps its advice (e.g. HD015's bone-stress
+    # warning); only a hard referral silences advice.
+    advice = run.fired & book.has_advice & ~stop[:, None]
     for j, rule in book.stages.get("bounds", []) + book.stages.get("advice", []):
         if rule.advice_when is not None:
             advice[:, j] &= _full(rule.advice_when(ctx), run.n)

@@ -30,8 +30,36 @@ class ConditionError(ValueError):
     """A rule expression that does not compile against the context."""
 
 
+def _family(kind: Kind) -> str:
+    """Text compares with text; numbers, bools and flags with each other."""
+    return "text" if kind == "text" else "number"
+
+
+def _present(value: Any, kind: Kind) -> Any:
+    return value != "" if kind == "text" else ~np.isnan(value)
+
+
 def _comparison(left: Compiled, right: Compiled, cmp: Callable[[Any, Any], Any]) -> Compiled:
     return lambda ctx: cmp(left(ctx), right(ctx))
+
+
+def _not_equal(left: Compiled, right: Compiled, kind: Kind) -> Compiled:
+    """`!=` that, like every comparison here, is false for an absent value."""
+
+    def test(ctx: Mapping[str, Any]) -> Any:
+        value = left(ctx)
+        return (value != right(ctx)) & _present(value, kind)
+
+    return test
+
+
+def _member(left: Compiled, options: list[Compiled], negate: bool, kind: Kind) -> Compiled:
+    def test(ctx: Mapping[str, Any]) -> Any:
+        value = left(ctx)
+        hit = functools.reduce(operator.or_, [value == o(ctx) for o in options])
+        return (~hit & _present(value, kind)) if negate else hit
+
+    return test
 
 
 class Compiler:
@@ -92,8 +120,10 @@ class Compiler:
             neg, kind = self._node(node.operand, text)
             return (lambda ctx: -neg(ctx)), kind
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub | ast.Add | ast.Mult):
-            left, _ = self._node(node.left, text)
-            right, _ = self._node(node.right, text)
+            left, left_kind = self._node(node.left, text)
+            right, right_kind = self._node(node.right, text)
+            if "text" in (left_kind, right_kind):
+                raise ConditionError(f"{text!r}: arithmetic on text")
             arith = {ast.Sub: operator.sub, ast.Add: operator.add, ast.Mult: operator.mul}
             fn = arith[type(node.op)]
             return (lambda ctx: fn(left(ctx), right(ctx))), "number"
@@ -104,35 +134,34 @@ class Compiler:
         raise ConditionError(f"{text!r}: {ast.unparse(node)!r} is not allowed")
 
     def _compare(self, node: ast.Compare, text: str) -> Compiled:
-        left, _ = self._node(node.left, text)
+        left, left_kind = self._node(node.left, text)
         tests: list[Compiled] = []
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, ast.In | ast.NotIn):
                 if not isinstance(right_node, ast.Tuple):
                     raise ConditionError(f"{text!r}: 'in' takes a tuple of values")
-                options = [self._node(e, text)[0] for e in right_node.elts]
-                negate = isinstance(op, ast.NotIn)
-                tests.append(self._member(left, options, negate))
+                options = [self._typed(e, left_kind, text) for e in right_node.elts]
+                tests.append(_member(left, options, isinstance(op, ast.NotIn), left_kind))
                 continue
-            if type(op) in _COMPARE:
-                right, _ = self._node(right_node, text)
-                cmp = _COMPARE[type(op)]
-                tests.append(_comparison(left, right, cmp))
-                left = right
-            else:
+            if type(op) not in _COMPARE:
                 raise ConditionError(f"{text!r}: operator not allowed")
+            right, right_kind = self._node(right_node, text)
+            if _family(left_kind) != _family(right_kind):
+                raise ConditionError(f"{text!r}: compares {left_kind} with {right_kind}")
+            if isinstance(op, ast.NotEq):
+                tests.append(_not_equal(left, right, left_kind))
+            else:
+                tests.append(_comparison(left, right, _COMPARE[type(op)]))
+            left, left_kind = right, right_kind
         if len(tests) == 1:
             return tests[0]
         return lambda ctx: functools.reduce(operator.and_, [t(ctx) for t in tests])
 
-    @staticmethod
-    def _member(left: Compiled, options: list[Compiled], negate: bool) -> Compiled:
-        def test(ctx: Mapping[str, Any]) -> np.ndarray:
-            value = left(ctx)
-            hit = functools.reduce(operator.or_, [value == o(ctx) for o in options])
-            return ~hit if negate else hit
-
-        return test
+    def _typed(self, node: ast.expr, kind: Kind, text: str) -> Compiled:
+        fn, got = self._node(node, text)
+        if _family(got) != _family(kind):
+            raise ConditionError(f"{text!r}: compares {kind} with {got}")
+        return fn
 
     def _call(self, name: str, args: list[ast.expr], text: str) -> tuple[Compiled, Kind]:
         if name in ("max", "min") and len(args) == 2:

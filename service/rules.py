@@ -167,6 +167,7 @@ def load_rules(path: str | Path | None = None) -> tuple[Rule, ...]:
         text = Path(path).read_text(encoding="utf-8")
     raw_rules = tomllib.loads(text).get("rule", [])
     ids = [r.get("id") for r in raw_rules]
-    if len(set(ids)) != len(ids):
-        raise RuleError("rule ids must be unique")
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise RuleError(f"rule ids must be unique; repeated: {', '.join(map(str, repeated))}")
     return tuple(_compile(raw, frozenset(ids)) for raw in raw_rules)

@@ -7,6 +7,7 @@ errors are gathered per row; a bad row never stops the others.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ FALSE = ("false", "0", "no")
 # A number as JSON writes one (and the forms a spreadsheet adds: +1, .5, 1., 007). Arrow's
 # parser also takes inf and nan, which fail the finite check, so both paths agree on every cell.
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
-Arrow = pa.Array | pa.ChunkedArray
+Arrow: TypeAlias = pa.Array | pa.ChunkedArray
 
 
 @dataclass
@@ -66,7 +67,9 @@ def _parse(text: pa.Array, cells: np.ndarray) -> np.ndarray:
 
 def _number(field: Field, raw: pa.Array) -> tuple[np.ndarray, np.ndarray, str]:
     whole = field.kind in ("count", "severity")
-    message = f"must be {'a whole number' if whole else 'a number'} from {field.lo:g} to {field.hi:g}"
+    message = (
+        f"must be {'a whole number' if whole else 'a number'} from {field.lo:g} to {field.hi:g}"
+    )
     unparsed = np.zeros(len(raw), dtype=bool)
     if pa.types.is_boolean(raw.type):
         return np.full(len(raw), np.nan), ~_numpy(pc.is_null(raw)), message
@@ -85,7 +88,9 @@ def _number(field: Field, raw: pa.Array) -> tuple[np.ndarray, np.ndarray, str]:
             unparsed = given & ~number
             values = _parse(text, given & number)
     with np.errstate(invalid="ignore"):
-        bad = unparsed | (given & (~np.isfinite(values) | (values < field.lo) | (values > field.hi)))
+        bad = unparsed | (
+            given & (~np.isfinite(values) | (values < field.lo) | (values > field.hi))
+        )
         if whole:
             bad |= given & np.isfinite(values) & (values != np.round(values))
     return np.where(bad, np.nan, values), bad, message

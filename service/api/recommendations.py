@@ -1,11 +1,13 @@
 """POST /v1/recommendations and /v1/recommendations/batch."""
 
+import json
 from typing import Any
 
-from flask import current_app, g
+from flask import Request, current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
+from webargs.flaskparser import FlaskParser
 
 from service.errors import InvalidInput
 from service.metrics import BANDS, REFERRALS, RULES
@@ -18,9 +20,25 @@ blp = Blueprint(
 MAX_ITEMS = 1000
 
 
+class JsonParser(FlaskParser):
+    """webargs' parser, with bodies json.loads refuses otherwise (too deep, over-long integers)
+    answered 400 like any other malformed JSON instead of escaping as a 500."""
+
+    def _raw_load_json(self, req: Request) -> Any:
+        try:
+            return super()._raw_load_json(req)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:
+            raise json.JSONDecodeError(type(exc).__name__, "-", 0) from None
+
+
+blp.ARGUMENTS_PARSER = JsonParser()  # before the views below are decorated with it
+
+
 class BatchRequestSchema(Schema):
     items = fields.List(
-        fields.Raw(metadata={"description": "a recommendation request"}),
+        fields.Raw(allow_none=True, metadata={"description": "a recommendation request"}),
         required=True, validate=validate.Length(1, MAX_ITEMS),
     )  # fmt: skip
 
