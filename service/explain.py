@@ -29,18 +29,19 @@ IMPORTANT_INPUTS = (
 )
 
 
-def attributions(model: ServingModel, X: np.ndarray, top: np.ndarray) -> np.ndarray:
+def attributions(model: ServingModel, X: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Per row and input: log p(top band) minus its value with that input set to typical.
 
     Occlusion against the training medians: one batched model call, and it names inputs a
     person gave rather than encoded columns. Positive = this input raised the top band.
     """
     n, g = len(X), len(GROUPS)
+    rows = np.arange(n)
+    top = probs.argmax(axis=1)
     occluded = np.where(_GROUP_MASK[None, :, :], model.baseline, X[:, None, :])
     p_occ = model.predict_proba(occluded.reshape(n * g, -1)).reshape(n, g, len(BANDS))
-    rows = np.arange(n)
-    p_top = model.predict_proba(X)[rows, top]
-    return np.log(p_top)[:, None] - np.log(p_occ[rows, :, top[:, None]].reshape(n, g))
+    p_top_occluded = p_occ[rows[:, None], np.arange(g)[None, :], top[:, None]]
+    return np.log(probs[rows, top])[:, None] - np.log(p_top_occluded)
 
 
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
