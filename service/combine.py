@@ -145,6 +145,8 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     # A hard referral: no change, and every other firing is listed as overruled.
     rmin = np.where(stop, np.floor(current), rmin)
     rmax = np.where(stop, np.ceil(current), rmax)
+    # An effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range within 0-30.
+    rmin, rmax = np.fmin(rmin, 30.0), np.fmin(rmax, 30.0)
     band = np.where(stop, ctx["current_band"], band)
     ctx.update(range_min=rmin, range_max=rmax)
     pace = np.full(run.n, float(DEFAULT_PACE_WEEKS))
@@ -164,6 +166,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     direction = np.where(
         current > rmax, 1, np.where(current >= rmin, 0, np.where(current <= 2, 3, 2))
     )
+    direction = np.where(stop, 0, direction)  # a referral changes nothing, whatever the drop
     return Decisions(
         book=book,
         ctx=ctx,
@@ -183,5 +186,5 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         range_max=rmax.astype(np.int64),
         direction=direction.astype(np.int8),
         pace_weeks=pace,
-        confidence=np.clip(base * factor, 0.0, 1.0),
+        confidence=np.minimum(base * factor, 1.0),
     )

@@ -25,13 +25,11 @@ class StrictNumber(fields.Field):
         self.whole = whole
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("invalid")
-        if self.whole and value != int(value):
+        if isinstance(value, float) and not math.isfinite(value):  # ints are exact, any size
+            raise self.make_error("invalid")
+        if self.whole and isinstance(value, float) and not value.is_integer():
             raise self.make_error("whole")
         return value
 

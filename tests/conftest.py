@@ -1,4 +1,4 @@
-"""Shared fixtures: the rule table, a small trained registry, and recommenders with and without it."""
+"""Shared fixtures: the rule table, a small trained registry, recommenders, apps and keys."""
 
 from pathlib import Path
 
@@ -47,3 +47,58 @@ def recommender(rules, model):
 @pytest.fixture(scope="session")
 def rules_only(rules):
     return Recommender(rules, None)
+
+
+@pytest.fixture
+def db_url(tmp_path):
+    return f"sqlite:///{tmp_path}/heeldrop.db"
+
+
+@pytest.fixture
+def make_app(registry, db_url):
+    """Build an app over the trained registry and a fresh database; overrides as keywords."""
+    from service.app import create_app
+
+    def make(**overrides):
+        config = {"models_dir": registry.root.parent, "database_url": db_url, **overrides}
+        return create_app(config)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def shop_key(app):
+    from service import keys
+    from service.db import engine_for
+
+    return keys.create(engine_for(app.config["HEELDROP"].database_url), "shop")
+
+
+@pytest.fixture
+def admin_key(app):
+    from service import keys
+    from service.db import engine_for
+
+    return keys.create(engine_for(app.config["HEELDROP"].database_url), "admin", admin=True)
+
+
+@pytest.fixture
+def shop(shop_key):
+    """Headers of a shop caller."""
+    return {"Authorization": f"Bearer {shop_key}"}
+
+
+@pytest.fixture
+def admin(admin_key):
+    """Headers of an admin caller."""
+    return {"Authorization": f"Bearer {admin_key}"}

@@ -1,0 +1,259 @@
+"""The `heeldrop` command: recommend, cohort and models, in-process and once as a real process."""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+from service.schemas import RecommendationResponseSchema
+
+REQUEST = {
+    "client_ref": "cli-1",
+    "footwear": {"current_drop_mm": 10, "heel_insert_mm": 2},
+    "symptoms": {"achilles_pain": 4},
+    "mobility": {"knee_to_wall_cm": {"left": 8, "right": 9}},
+}
+SPEC_COMMANDS = ("serve", "recommend", "score", "cohort", "retrain", "models", "keys")
+ERROR_KEYS = {"code", "status", "message", "errors"}
+
+
+@pytest.fixture
+def models_dir(registry, monkeypatch):
+    """Point the command at the trained session registry."""
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", str(registry.root.parent))
+    return registry.root.parent
+
+
+@pytest.fixture
+def registry_copy(registry, tmp_path, monkeypatch):
+    """A private copy of the registry holding the champion and one older, non-champion version."""
+    root = tmp_path / "models" / "registry"
+    shutil.copytree(registry.root, root, ignore=shutil.ignore_patterns(".lock"))
+    champion = registry.champion()
+    older = "20000101T000000000000Z"
+    shutil.copytree(root / champion, root / older)
+    meta = json.loads((root / older / "metadata.json").read_text())
+    (root / older / "metadata.json").write_text(json.dumps({**meta, "version": older}))
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", str(tmp_path / "models"))
+    return root, champion, older
+
+
+def run(capsys, *argv, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error_shape(body, code=422):
+    assert set(body) == ERROR_KEYS
+    assert body["code"] == code
+    assert isinstance(body["status"], str) and body["status"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["errors"], dict)
+
+
+def test_recommend_reads_a_file_and_prints_one_response(models_dir, registry, tmp_path, capsys):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(REQUEST), encoding="utf-8")
+    code, out, _ = run(capsys, "recommend", str(path))
+    assert code == 0
+    assert len(out.strip().splitlines()) == 1
+    response = json.loads(out)
+    assert RecommendationResponseSchema().validate(response) == {}
+    assert response["client_ref"] == "cli-1"
+    assert response["degraded"] is False
+    assert response["explanation"]["model"]["version"] == registry.champion()
+    assert RecommendationResponseSchema().validate(response) == {}
+
+
+def test_recommend_answers_as_the_recommender_does(models_dir, recommender, tmp_path, capsys):
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(REQUEST), encoding="utf-8")
+    _, out, _ = run(capsys, "recommend", str(path))
+    printed = json.loads(out)
+    direct = recommender.recommend(REQUEST)
+    del printed["request_id"], direct["request_id"]
+    assert printed == direct
+
+
+def test_recommend_dash_reads_standard_input(models_dir, capsys, monkeypatch):
+    code, out, _ = run(capsys, "recommend", "-", stdin=json.dumps(REQUEST), monkeypatch=monkeypatch)
+    assert code == 0
+    assert json.loads(out)["recommendation"]["drop_mm"]["min"] >= 8  # HD011: Achilles pain
+
+
+def test_recommend_without_a_path_reads_standard_input(models_dir, capsys, monkeypatch):
+    code, out, _ = run(capsys, "recommend", stdin=json.dumps(REQUEST), monkeypatch=monkeypatch)
+    assert code == 0
+    assert json.loads(out)["client_ref"] == "cli-1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", "", '{"footwear": {"current_drop_mm": NaN}}', "[1, 2]",
+     '{"footwear": {"current_drop_mm": Infinity}}'],
+    ids=["broken", "empty", "nan", "array", "infinity"],
+)  # fmt: skip
+def test_unusable_json_prints_the_error_shape_and_exits_2(models_dir, capsys, monkeypatch, text):
+    code, out, _ = run(capsys, "recommend", "-", stdin=text, monkeypatch=monkeypatch)
+    assert code == 2
+    assert_error_shape(json.loads(out))
+    assert json.loads(out)["errors"]
+
+
+def test_invalid_fields_print_422_keyed_by_field_path_and_exit_2(models_dir, capsys, monkeypatch):
+    body = {"footwear": {"current_drop_mm": 31}, "symptoms": {"achilles_pain": 3.5}, "x": 1}
+    code, out, _ = run(capsys, "recommend", "-", stdin=json.dumps(body), monkeypatch=monkeypatch)
+    assert code == 2
+    error = json.loads(out)
+    assert_error_shape(error)
+    assert error["status"] == "Unprocessable Entity"
+    assert set(error["errors"]) == {"footwear.current_drop_mm", "symptoms.achilles_pain", "x"}
+
+
+def test_a_huge_integer_prints_422_and_exits_2_not_a_traceback(models_dir, capsys, monkeypatch):
+    text = '{"footwear": {"current_drop_mm": 1' + "0" * 400 + "}}"
+    code, out, _ = run(capsys, "recommend", "-", stdin=text, monkeypatch=monkeypatch)
+    assert code == 2
+    assert list(json.loads(out)["errors"]) == ["footwear.current_drop_mm"]
+
+
+def test_a_missing_file_exits_2_with_the_error_shape(models_dir, tmp_path, capsys):
+    code, out, _ = run(capsys, "recommend", str(tmp_path / "nope.json"))
+    assert code == 2
+    body = json.loads(out)
+    assert set(body) == ERROR_KEYS
+    assert "nope.json" in body["message"]
+
+
+def test_lines_gives_one_output_line_per_input_line(models_dir, capsys, monkeypatch):
+    good = json.dumps(REQUEST)
+    lines = [good, "{broken", json.dumps({"footwear": {}}), good, "[]"]
+    code, out, _ = run(capsys, "recommend", "--lines", stdin="\n".join(lines) + "\n",
+                       monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0
+    outputs = [json.loads(line) for line in out.strip().splitlines()]
+    assert len(outputs) == len(lines)
+    for number in (1, 4):
+        assert RecommendationResponseSchema().validate(outputs[number - 1]) == {}
+    for number in (2, 3, 5):
+        bad = outputs[number - 1]
+        assert set(bad) == {"line", "error"}
+        assert bad["line"] == number
+        assert_error_shape(bad["error"])
+    assert list(outputs[2]["error"]["errors"]) == ["footwear.current_drop_mm"]
+    assert outputs[0]["recommendation"] == outputs[3]["recommendation"]
+
+
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:")
+    assert f"heeldrop {command}" in out
+
+
+def test_the_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in SPEC_COMMANDS)
+
+
+def test_an_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["fly"])
+    assert done.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_cohort_writes_the_asked_number_of_rows_the_same_for_a_seed(tmp_path, capsys):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert main(["cohort", "--rows", "50", "--seed", "1", "-o", str(first)]) == 0
+    assert main(["cohort", "--rows", "50", "--seed", "1", "-o", str(second)]) == 0
+    with first.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 50
+    assert "footwear.current_drop_mm" in rows[0]
+    assert all(row["footwear.current_drop_mm"] != "" for row in rows)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_models_list_marks_only_the_champion_with_a_star(registry_copy, capsys):
+    _, champion, older = registry_copy
+    code, out, _ = run(capsys, "models", "list")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2
+    starred = [line for line in lines if line.startswith("*")]
+    assert len(starred) == 1 and champion in starred[0]
+    (plain,) = [line for line in lines if not line.startswith("*")]
+    assert older in plain
+
+
+def test_models_show_prints_the_champions_metadata_with_its_digest(registry_copy, capsys):
+    root, champion, _ = registry_copy
+    code, out, _ = run(capsys, "models", "show")
+    assert code == 0
+    meta = json.loads(out)
+    assert meta["version"] == champion
+    digest = hashlib.sha256((root / champion / "model.skops").read_bytes()).hexdigest()
+    assert meta["sha256"] == digest
+    assert {"scikit-learn", "numpy"} <= set(meta["versions"])
+
+
+def test_models_show_prints_a_named_version(registry_copy, capsys):
+    _, _, older = registry_copy
+    code, out, _ = run(capsys, "models", "show", older)
+    assert code == 0
+    assert json.loads(out)["version"] == older
+
+
+def test_models_show_of_an_unknown_version_fails_without_a_traceback(registry_copy, capsys):
+    code, _, err = run(capsys, "models", "show", "19990101T000000000000Z")
+    assert code != 0
+    assert "Traceback" not in err
+    assert "19990101T000000000000Z" in err
+
+
+def test_recommend_with_an_empty_models_dir_answers_degraded(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", str(tmp_path / "empty"))
+    code, out, _ = run(capsys, "recommend", "-", stdin=json.dumps(REQUEST), monkeypatch=monkeypatch)
+    assert code == 0
+    response = json.loads(out)
+    assert response["degraded"] is True
+    assert response["explanation"]["model"]["version"] is None
+    assert RecommendationResponseSchema().validate(response) == {}
+
+
+def test_the_installed_command_answers_from_standard_input(registry):
+    exe = Path(sys.executable).with_name("heeldrop")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "service.cli"]
+    env = {**os.environ, "HEELDROP_MODELS_DIR": str(registry.root.parent)}
+    done = subprocess.run(
+        [*command, "recommend", "-"],
+        input=json.dumps(REQUEST),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    response = json.loads(done.stdout)
+    assert response["degraded"] is False
+    assert response["explanation"]["model"]["version"] == registry.champion()
+    assert RecommendationResponseSchema().validate(response) == {}
