@@ -96,7 +96,7 @@ def one_request(rec: Recommender, repeat: int) -> None:
         "features": lambda: model_matrix(derive(from_requests([req]))),
         "model": lambda: model.predict_proba(X),
         "rules": lambda: decide(dict(ctx), book, probs),
-        "explanation": lambda: render(d, 0, model, attributions(model, X, d.model_band), X, cols),
+        "explanation": lambda: render(d, 0, model, attributions(model, X, probs), X, cols),
     }
     for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:
         timed(fn, 200)  # warm up

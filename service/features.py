@@ -28,6 +28,9 @@ def band_of(drop: np.ndarray) -> np.ndarray:
     return np.searchsorted(BAND_HI + 0.5, drop, side="right").clip(0, len(BANDS) - 1)
 
 
+_CONTEXT_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
+
+
 def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
     ktw = cols[f"mobility.knee_to_wall_cm.{side}"]
     ktw = np.where(np.isnan(ktw), cols[f"mobility.lunge_angle_deg.{side}"] * CM_PER_DEGREE, ktw)
@@ -36,7 +39,7 @@ def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
 
 def derive(cols: Columns) -> dict[str, np.ndarray]:
     """The rule context: every field by its short name plus the derived values of RULES.md."""
-    ctx = {context_name(f.path): cols[f.path] for f in FIELDS if f.kind != "text"}
+    ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
     for name in SEVERITIES:
         ctx[name] = np.fmax(ctx[name], 0.0)  # symptom(x): absent (NaN) counts as none
     insert = np.fmax(ctx["heel_insert_mm"], 0.0)

@@ -38,8 +38,8 @@ class Recommender:
         cols = from_requests(requests)
         d, X = self.decide(cols)
         factors = None
-        if self.model is not None and X is not None:
-            factors = attributions(self.model, X, d.model_band)
+        if self.model is not None and X is not None and d.probs is not None:
+            factors = attributions(self.model, X, d.probs)
         ids = request_ids or [uuid.uuid4().hex for _ in requests]
         return [
             {

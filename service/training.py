@@ -102,7 +102,9 @@ def candidates(seed: int) -> dict[str, Any]:
             ("clf", LogisticRegression(C=1.0, max_iter=2000)),
         ]
     )
-    boosting = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=seed)
+    boosting = HistGradientBoostingClassifier(
+        max_iter=300, learning_rate=0.1, early_stopping=True, random_state=seed
+    )
     return {"logistic_regression": logistic, "hist_gradient_boosting": boosting}
 
 
