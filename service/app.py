@@ -111,7 +111,9 @@ def _before() -> Response | None:
     if token.startswith("Bearer "):
         caller = current_app.extensions["heeldrop.keys"].verify(token[7:].strip())
     if caller is None:
-        return _error(401, "a valid 'Authorization: Bearer <key>' header is required")
+        response = _error(401, "a valid 'Authorization: Bearer <key>' header is required")
+        response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected
+        return response
     g.caller_key = caller.key_id
     if request.path.startswith("/admin") and not caller.admin:
         return _error(403, "this route needs an admin key")
@@ -120,9 +122,9 @@ def _before() -> Response | None:
             return _error(415, "send JSON with 'Content-Type: application/json'")
         config: Config = current_app.config["HEELDROP"]
         limit = config.max_batch_body_bytes if "batch" in request.path else config.max_body_bytes
-        if (request.content_length or 0) > limit:
+        request.max_content_length = limit + 1  # a chunked body has no length: read 1 byte past
+        if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
             return _error(413, f"the body is over {limit} bytes")
-        request.max_content_length = limit  # also bounds a chunked body, which has no length
     return None
 
 

@@ -35,6 +35,8 @@ def digest(token: str) -> str:
 
 def create(engine: Engine, name: str, admin: bool = False) -> str:
     """Store a new key's hash and return the token, which is never stored."""
+    if not 0 < len(name) <= 64:  # the column's size; PostgreSQL would refuse it with a DataError
+        raise KeyProblem("a key's name is 1 to 64 characters")
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with Session(engine) as session, session.begin():

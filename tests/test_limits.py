@@ -1,0 +1,113 @@
+"""Per-key rate limits: 429 with Retry-After, public routes exempt, shared through Redis."""
+
+import contextlib
+import os
+import uuid
+
+import pytest
+import redis
+
+from service import keys
+from service.db import engine_for
+
+PUBLIC = ("/livez", "/readyz", "/metrics", "/openapi.json", "/docs")
+ONE = {"footwear": {"current_drop_mm": 8}}
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def tokens(db_url, app):
+    """Two shop keys (made through `app`, so the database is migrated)."""
+    engine = engine_for(db_url)
+    return bearer(keys.create(engine, "one")), bearer(keys.create(engine, "two"))
+
+
+def assert_limited(response):
+    assert response.status_code == 429
+    assert set(response.json) == {"code", "status", "message", "errors"}
+    assert response.json["code"] == 429 and response.json["status"] == "Too Many Requests"
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+
+
+def test_the_fourth_request_of_a_key_is_429_while_another_key_still_gets_200(make_app, tokens):
+    one, two = tokens
+    client = make_app(rate_limit="3/minute").test_client()
+    assert [client.get("/v1/model", headers=one).status_code for _ in range(3)] == [200] * 3
+    assert_limited(client.get("/v1/model", headers=one))
+    assert client.get("/v1/model", headers=two).status_code == 200
+
+
+def test_a_key_has_one_budget_across_routes(make_app, tokens):
+    one, _ = tokens
+    client = make_app(rate_limit="3/minute").test_client()
+    assert client.get("/v1/model", headers=one).status_code == 200
+    assert client.post("/v1/recommendations", json=ONE, headers=one).status_code == 200
+    assert client.post("/v1/recommendations/batch", json={"items": [ONE]},
+                       headers=one).status_code == 200  # fmt: skip
+    assert_limited(client.post("/v1/recommendations", json=ONE, headers=one))
+
+
+def test_public_routes_are_not_limited(make_app, tokens):
+    one, _ = tokens
+    client = make_app(rate_limit="2/minute").test_client()
+    for path in PUBLIC:
+        for headers in ({}, one):
+            assert [client.get(path, headers=headers).status_code for _ in range(3)] == [200] * 3
+
+
+def test_a_request_without_a_valid_key_is_401_not_counted_against_a_key(make_app, tokens):
+    one, _ = tokens
+    client = make_app(rate_limit="2/minute").test_client()
+    for _ in range(5):
+        assert client.get("/v1/model").status_code == 401
+        assert client.get("/v1/model", headers=bearer("hd_unknown")).status_code == 401
+    assert client.get("/v1/model", headers=one).status_code == 200
+
+
+def test_each_app_applies_its_own_limit(make_app, tokens):
+    """Two apps in one process, in-memory storage: neither inherits the other's limits or counts."""
+    one, _ = tokens
+    loose = make_app(rate_limit="100/minute").test_client()
+    first, second = (make_app(rate_limit="2/minute").test_client() for _ in range(2))
+    for client in (first, second):
+        assert [client.get("/v1/model", headers=one).status_code for _ in range(2)] == [200] * 2
+        assert_limited(client.get("/v1/model", headers=one))
+    assert [loose.get("/v1/model", headers=one).status_code for _ in range(5)] == [200] * 5
+
+
+@pytest.fixture
+def redis_url():
+    """HEELDROP_TEST_REDIS_URL and a key prefix of our own; unset skips (set but unreachable
+    fails, in the test)."""
+    url = os.environ.get("HEELDROP_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("HEELDROP_TEST_REDIS_URL is not set")
+    prefix = f"heeldrop-test-{uuid.uuid4().hex}"
+    yield url, prefix
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    with contextlib.suppress(redis.RedisError):
+        for key in client.scan_iter(f"*{prefix}*"):
+            client.delete(key)
+    client.close()
+
+
+@pytest.mark.redis
+def test_two_app_instances_sharing_redis_share_the_limit(make_app, tokens, redis_url):
+    url, prefix = redis_url
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"HEELDROP_TEST_REDIS_URL={url} is set but unreachable: {exc}")
+    one, two = tokens
+    settings = {"rate_limit": "3/minute", "ratelimit_storage_url": url,
+                "RATELIMIT_KEY_PREFIX": prefix}  # fmt: skip
+    first, second = (make_app(**settings).test_client() for _ in range(2))
+    assert first.get("/v1/model", headers=one).status_code == 200
+    assert second.get("/v1/model", headers=one).status_code == 200
+    assert first.get("/v1/model", headers=one).status_code == 200
+    assert_limited(second.get("/v1/model", headers=one))
+    assert_limited(first.get("/v1/model", headers=one))
+    assert second.get("/v1/model", headers=two).status_code == 200
