@@ -58,6 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI=config.ratelimit_storage_url,
         RATELIMIT_APPLICATION=config.rate_limit,  # one budget per key, shared by every route
         RATELIMIT_HEADERS_ENABLED=True,
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+        },
         HEELDROP=config,
     )
     app.config.update({k: v for k, v in overrides.items() if k.isupper()})
@@ -96,7 +100,9 @@ def _register(app: Flask) -> None:
         responses = {"200": {"description": "OK", "content": {media: {"schema": {}}}}}
         for code in codes:
             responses[str(code)] = {"description": HTTP_STATUS_CODES[code], "content": error}
-        operation = {"summary": summary, "tags": ["operations"], "responses": responses}
+        operation = {
+            "summary": summary, "tags": ["operations"], "responses": responses, "security": [],
+        }  # fmt: skip
         api.spec.path(rule=rules[path], operations={"get": operation})
 
 

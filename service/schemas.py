@@ -12,7 +12,7 @@ from service.fields import BANDS, FIELDS, Field
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 
 
-class StrictNumber(fields.Field):
+class StrictNumber(fields.Float):
     """A JSON number: not a bool, not a string, not NaN or Infinity."""
 
     default_error_messages = {  # noqa: RUF012 - marshmallow's own convention
@@ -46,7 +46,9 @@ class StrictBool(fields.Boolean):
 def _field(f: Field) -> fields.Field:
     if f.kind in ("number", "count", "severity"):
         rng = validate.Range(f.lo, f.hi)
-        return StrictNumber(whole=f.kind != "number", required=f.required, validate=rng)
+        whole = f.kind != "number"
+        meta = {"type": "integer"} if whole else {}
+        return StrictNumber(whole=whole, required=f.required, validate=rng, metadata=meta)
     if f.kind == "bool":
         return StrictBool()
     if f.kind == "enum":

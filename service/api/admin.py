@@ -5,6 +5,7 @@ from typing import Any
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
+from flask_smorest.error_handler import ErrorSchema
 from marshmallow import Schema, fields
 
 from service.errors import ModelRefused
@@ -21,7 +22,9 @@ class ReloadSchema(Schema):
 @blp.route("/reload")
 class Reload(MethodView):
     @blp.response(200, ReloadSchema)
-    @blp.alt_response(409, description="the champion failed its checks; the old model serves on")
+    @blp.alt_response(
+        409, schema=ErrorSchema, description="the champion failed its checks; the old one serves on"
+    )
     def post(self) -> dict[str, Any]:
         """Load the registry's champion now; 409 and no change if it fails its checks"""
         serving = current_app.extensions["heeldrop"]

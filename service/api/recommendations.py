@@ -11,7 +11,7 @@ from webargs.flaskparser import FlaskParser
 
 from service.errors import InvalidInput
 from service.metrics import BANDS, REFERRALS, RULES
-from service.schemas import RecommendationResponseSchema, RequestSchema, load_request
+from service.schemas import RecommendationResponseSchema, load_request, request_schema
 
 blp = Blueprint(
     "recommendations", __name__, url_prefix="/v1/recommendations",
@@ -43,6 +43,9 @@ class BatchRequestSchema(Schema):
     )  # fmt: skip
 
 
+batch_request_schema = BatchRequestSchema()  # instances: webargs would rebuild a class per call
+
+
 class BatchItemErrorSchema(Schema):
     index = fields.Integer(required=True)
     error = fields.Dict(required=True)
@@ -71,7 +74,7 @@ def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, An
 
 @blp.route("")
 class Recommendations(MethodView):
-    @blp.arguments(RequestSchema)
+    @blp.arguments(request_schema)
     @blp.response(200, RecommendationResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend a heel-drop range for one person, with its reasoning"""
@@ -80,7 +83,7 @@ class Recommendations(MethodView):
 
 @blp.route("/batch")
 class RecommendationsBatch(MethodView):
-    @blp.arguments(BatchRequestSchema)
+    @blp.arguments(batch_request_schema)
     @blp.response(200, BatchResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend for up to 1000 people; an invalid item gets an error in its place"""

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# HTTP throughput of the API under gunicorn (2 sync workers), measured with wrk at 16 connections:
+#   GET /livez (the baseline: a bare route through the same app and server),
+#   POST /v1/recommendations (one realistic request),
+#   POST /v1/recommendations/batch (100 items a request; items/s).
+# Prints req/s, p50, p99 and errors for each, and recommendations/livez (goal: >= 0.50, 0 errors).
+#
+#   scripts/bench_api.sh [--duration SECONDS] [--connections N] [--workers N]
+#
+# Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
+# Serves the champion of HEELDROP_MODELS_DIR (default models/); if none is registered, trains one
+# on a simulated cohort into a temporary folder. Uses a temporary database, API key, port and
+# metrics folder, and stops its server on exit. Nothing outside the temporary folder is changed.
+set -euo pipefail
+
+DURATION=15
+CONNECTIONS=16
+WORKERS=2
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --duration) DURATION="$2"; shift 2 ;;
+        --connections) CONNECTIONS="$2"; shift 2 ;;
+        --workers) WORKERS="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+if ! command -v wrk >/dev/null; then
+    echo "wrk is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk" >&2
+    exit 2
+fi
+PYTHON="$ROOT/.venv/bin/python"
+[ -x "$PYTHON" ] || PYTHON="$(command -v python3)"
+heeldrop() { "$PYTHON" -m service.cli "$@"; }
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/heeldrop-bench.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+export HEELDROP_MODELS_DIR="${HEELDROP_MODELS_DIR:-models}"
+if ! heeldrop models show champion >/dev/null 2>&1; then
+    echo "no champion in $HEELDROP_MODELS_DIR: training one into $WORK/models (a few minutes)" >&2
+    export HEELDROP_MODELS_DIR="$WORK/models"
+    heeldrop cohort --rows 20000 --seed 1 -o "$WORK/cohort.csv"
+    heeldrop retrain --data "$WORK/cohort.csv" --promote force >/dev/null
+fi
+export HEELDROP_DATABASE_URL="sqlite:///$WORK/bench.db"
+export HEELDROP_RATE_LIMIT="100000000/minute"  # measure the service, not the rate limiter
+export PROMETHEUS_MULTIPROC_DIR="$WORK/prometheus"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+HD_KEY="$(heeldrop keys create --name bench 2>/dev/null)"
+export HD_KEY
+
+PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+URL="http://127.0.0.1:$PORT"
+# Not through the shell function: $! must be the process that becomes the gunicorn master.
+"$PYTHON" -m service.cli serve --host 127.0.0.1 --port "$PORT" --workers "$WORKERS" \
+    >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 600); do
+    curl -fs "$URL/readyz" >/dev/null 2>&1 && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$WORK/server.log" >&2; exit 1; }
+    sleep 0.2
+done
+curl -fs "$URL/readyz" >/dev/null || { echo "server not ready" >&2; tail -20 "$WORK/server.log" >&2; exit 1; }
+
+# Request bodies: one person (most groups filled in), and a batch of 100 varied people.
+"$PYTHON" - "$WORK" <<'EOF'
+import json, random, sys
+from pathlib import Path
+
+work = Path(sys.argv[1])
+rng = random.Random(7)
+
+
+def person(i: int) -> dict:
+    return {
+        "client_ref": f"bench-{i}",
+        "person": {"age_years": rng.randint(18, 80), "body_mass_kg": rng.randint(50, 110),
+                   "sex": rng.choice(["female", "male", "other", "unspecified"])},
+        "footwear": {"current_drop_mm": rng.choice([0, 4, 6, 8, 10, 12]),
+                     "heel_insert_mm": rng.choice([0, 0, 0, 3, 6]),
+                     "current_type": rng.choice(["road_running", "walking", "casual", "dress"]),
+                     "weeks_in_current_drop": rng.randint(0, 200)},
+        "activity": {"primary": rng.choice(["running", "walking", "general"]),
+                     "running_km_per_week": rng.randint(0, 60)},
+        "symptoms": {"calf_tightness": rng.randint(0, 6), "achilles_pain": rng.randint(0, 4),
+                     "plantar_heel_pain": rng.randint(0, 4)},
+        "history": {"ankle_sprains_past_2_years": rng.randint(0, 2)},
+        "mobility": {"knee_to_wall_cm": {"left": rng.randint(4, 14), "right": rng.randint(4, 14)}},
+    }
+
+
+(work / "one.json").write_text(json.dumps(person(0)))
+(work / "batch.json").write_text(json.dumps({"items": [person(i) for i in range(100)]}))
+EOF
+
+cat >"$WORK/bench.lua" <<'EOF'
+-- BODY_FILE (optional) is POSTed as JSON with the bench key; without it, a plain GET.
+local path = os.getenv("BODY_FILE")
+if path and path ~= "" then
+  local f = assert(io.open(path, "rb"))
+  wrk.method = "POST"
+  wrk.body = f:read("*a")
+  f:close()
+  wrk.headers["Content-Type"] = "application/json"
+end
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("HD_KEY")
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+EOF
+
+THREADS=2
+# errors = socket errors (connect, read, write, timeout over 30 s) + non-2xx/3xx answers
+run() {  # name path body-file -> "req/s p50_ms p99_ms errors"
+    local out
+    out="$(BODY_FILE="$3" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s \
+        --latency -s "$WORK/bench.lua" "$URL$2")"
+    echo "$out" >"$WORK/wrk-$1.txt"
+    echo "$out" | awk '/^RESULT/ {
+        printf "%.1f %.2f %.2f %d\n", $2 / ($3 / 1e6), $4 / 1000, $5 / 1000, $6 }'
+}
+
+echo "warming up (3 s)..." >&2
+BODY_FILE="$WORK/one.json" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$WORK/bench.lua" \
+    "$URL/v1/recommendations" >/dev/null
+
+read -r LIVEZ_RPS LIVEZ_P50 LIVEZ_P99 LIVEZ_ERR < <(run livez /livez "")
+read -r REC_RPS REC_P50 REC_P99 REC_ERR < <(run recommendations /v1/recommendations "$WORK/one.json")
+read -r BATCH_RPS BATCH_P50 BATCH_P99 BATCH_ERR < <(run batch /v1/recommendations/batch "$WORK/batch.json")
+
+MODEL="$(curl -fs "$URL/readyz" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("model_version"))')"
+echo
+echo "heeldrop API bench: $WORKERS gunicorn workers, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s," \
+    "$(nproc 2>/dev/null || echo '?') cores, model $MODEL"
+printf '%-34s %10s %9s %9s %7s\n' "route" "req/s" "p50 ms" "p99 ms" "errors"
+printf '%-34s %10s %9s %9s %7s\n' "GET /livez" "$LIVEZ_RPS" "$LIVEZ_P50" "$LIVEZ_P99" "$LIVEZ_ERR"
+printf '%-34s %10s %9s %9s %7s\n' "POST /v1/recommendations" "$REC_RPS" "$REC_P50" "$REC_P99" "$REC_ERR"
+printf '%-34s %10s %9s %9s %7s\n' "POST /v1/recommendations/batch" "$BATCH_RPS" "$BATCH_P50" "$BATCH_P99" "$BATCH_ERR"
+"$PYTHON" - "$LIVEZ_RPS" "$REC_RPS" "$BATCH_RPS" "$((LIVEZ_ERR + REC_ERR + BATCH_ERR))" <<'EOF'
+import sys
+
+livez, rec, batch, errors = (float(x) for x in sys.argv[1:])
+ratio = rec / livez if livez else 0.0
+print(f"batch items/s (100 a request): {batch * 100:,.0f}")
+verdict = "met" if ratio >= 0.5 and errors == 0 else "NOT met"
+print(f"recommendations / livez: {ratio:.2f} (goal >= 0.50 with 0 errors: {verdict})")
+EOF
