@@ -14,13 +14,14 @@ import re
 import signal
 import string
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,16 +33,16 @@ from tqdm import tqdm
 from service.combine import DIRECTIONS, Decisions
 from service.config import Config
 from service.errors import InvalidInput, ModelRefused
-from service.explain import _Values
 from service.features import BAND_HI, BAND_LO
 from service.fields import BANDS, BY_PATH
 from service.files import atomic_path
-from service.recommend import Recommender
-from service.registry import Registry
 from service.rules import Rule
 from service.validate import NUMBER, check_columns
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+if TYPE_CHECKING:  # scikit-learn (under the model) loads only when a file is scored, not for --help
+    from service.recommend import Recommender
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 PARQUET = (".parquet", ".pq")
 MALFORMED = "__malformed"  # beside the input columns (named c0, c1, ...) until written
 OUTPUT = pa.schema(
@@ -272,7 +273,9 @@ class CsvInput:
         with open(path, "rb") as fh:
             fh.seek(start)
             buf = fh.read(stop - start)
-        return self.table(split(buf, True, len(self.names))[1])
+        piece = split(buf, True, len(self.names))[1]
+        piece.start, piece.stop = start, stop
+        return self.table(piece)
 
 
 def parse(piece: Piece, width: int) -> pa.Table:
@@ -280,9 +283,10 @@ def parse(piece: Piece, width: int) -> pa.Table:
     try:
         piece.data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        near = piece.data.count(b"\n", 0, exc.start)
+        byte = piece.data[exc.start]
         raise InvalidInput(
-            f"the file is not UTF-8 text (about {near} lines into a chunk)"
+            f"the file is not UTF-8 text (byte {byte:#04x} near offset {piece.start + exc.start});"
+            " save it as CSV UTF-8"
         ) from None
     names = internal(width)
     invalid: list[tuple[int, int]] = []
@@ -291,7 +295,7 @@ def parse(piece: Piece, width: int) -> pa.Table:
         invalid.append((row.number - 1, row.actual_columns))
         return "skip"
 
-    if piece.data.strip(b"\r\n"):
+    if re.search(rb"[^\r\n]", piece.data):  # not only blank lines
         table = pacsv.read_csv(
             pa.BufferReader(piece.data),
             read_options=pacsv.ReadOptions(
@@ -319,9 +323,9 @@ def parse(piece: Piece, width: int) -> pa.Table:
         good[row] = False
         reasons[order[row]] = f"{fields} fields where the header has {width}"
     if parsed < total or invalid:
-        take = np.zeros(total, dtype=np.int64)
-        take[order[good]] = np.arange(table.num_rows)
-        table = table.take(pa.array(take, mask=reasons != None))  # noqa: E711 - elementwise
+        take, unread = np.zeros(total, dtype=np.int64), np.ones(total, dtype=bool)
+        take[order[good]], unread[order[good]] = np.arange(table.num_rows), False
+        table = table.take(pa.array(take, mask=unread))
     return table.append_column(MALFORMED, pa.array(reasons, type=pa.string()))
 
 
@@ -389,7 +393,7 @@ def known_columns(names: list[str]) -> dict[str, str]:
 # --- scoring ----------------------------------------------------------------------------------
 
 
-def score_table(table: pa.Table, known: Mapping[str, str], recommender: Recommender) -> pa.Table:
+def score_table(table: pa.Table, known: Mapping[str, str], recommender: "Recommender") -> pa.Table:
     """The input columns untouched, then the rec_ columns (rec_error without its row number)."""
     n = table.num_rows
     reasons = table.column(MALFORMED).to_numpy(zero_copy_only=False).astype(object)
@@ -425,12 +429,11 @@ def _decided(d: Decisions | None, ok: np.ndarray, version: str | None) -> dict[s
         return out
 
     def text(choices: Any, codes: np.ndarray) -> pa.Array:
-        return pc.take(
-            pa.array(list(choices), type=pa.string()), pa.array(spread(codes), mask=none)
-        )
+        if not isinstance(choices, pa.Array):
+            choices = pa.array(list(choices), type=pa.string())
+        return pc.take(choices, pa.array(spread(codes), mask=none))
 
     rule_texts, rules = rule_ids(d)
-    summary_texts, summary = summaries(d)
     return {
         "rec_drop_min_mm": pa.array(spread(d.range_min), mask=none),
         "rec_drop_max_mm": pa.array(spread(d.range_max), mask=none),
@@ -439,7 +442,7 @@ def _decided(d: Decisions | None, ok: np.ndarray, version: str | None) -> dict[s
         "rec_confidence": pa.array(spread(round4(d.confidence), np.float64), mask=none),
         "rec_refer": pa.array(spread(d.urgency > 0, bool), mask=none),
         "rec_rules": text(rule_texts, rules),
-        "rec_summary": text(summary_texts, summary),
+        "rec_summary": text(summaries(d), np.arange(len(d.band))),
         "rec_model_version": text([version], np.zeros(len(d.band), dtype=np.int64)),
     }
 
@@ -460,12 +463,16 @@ def _distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     combined = np.zeros(len(keys[0]), dtype=np.int64)
     for key in keys:  # fold the keys into one integer, re-numbering before it could overflow
-        if key.dtype.kind == "f":
-            key = np.ascontiguousarray(key, dtype=np.float64).view(np.int64)
-        values, inverse = np.unique(key, return_inverse=True)
-        if combined.max(initial=0) >= (1 << 62) // max(len(values), 1):
+        if key.dtype.kind in "biu" and len(key) and int(key.max()) - int(key.min()) < 1 << 16:
+            code, size = key.astype(np.int64) - int(key.min()), int(key.max()) - int(key.min()) + 1
+        else:
+            if key.dtype.kind == "f":
+                key = np.ascontiguousarray(key, dtype=np.float64).view(np.int64)
+            values, inverse = np.unique(key, return_inverse=True)
+            code, size = inverse.reshape(-1), len(values)
+        if combined.max(initial=0) >= (1 << 62) // max(size, 1):
             combined = np.unique(combined, return_inverse=True)[1].reshape(-1)
-        combined = combined * len(values) + inverse.reshape(-1)
+        combined = combined * size + code
     _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
 
@@ -495,21 +502,25 @@ class _Parts:
         return which + base
 
 
-def _shaped(d: Decisions, rule: Rule) -> np.ndarray:
-    """explain's `_shaped` over all rows."""
-    n = len(d.band)
-    if rule.band or rule.stage == "range":
-        return np.ones(n, dtype=bool)
+def _shaped(d: Decisions, rules: list[Rule]) -> np.ndarray:
+    """explain's `_shaped` for every row and rule: set the band, widened the range, or a
+    binding bound that excluded the model's top band or trimmed the chosen one."""
     lo, hi = d.allowed_min, d.allowed_max
-    binds = np.zeros(n, dtype=bool)
-    if rule.id in d.floors:
-        binds |= d.floors[rule.id] == lo
-    if rule.id in d.ceilings:
-        binds |= d.ceilings[rule.id] == hi
     top = np.where(d.model_band >= 0, d.model_band, d.band)
     excluded = (BAND_LO[top] > hi) | (BAND_HI[top] < lo)
     trimmed = (BAND_LO[d.band] < lo) | (BAND_HI[d.band] > hi)
-    return binds & (excluded | trimmed)
+    moved = excluded | trimmed
+    shaped = np.zeros((len(rules), len(d.band)), dtype=bool)
+    for j, rule in enumerate(rules):
+        if rule.band or rule.stage == "range":
+            shaped[j] = True
+            continue
+        if rule.id in d.floors:
+            shaped[j] |= d.floors[rule.id] == lo
+        if rule.id in d.ceilings:
+            shaped[j] |= d.ceilings[rule.id] == hi
+        shaped[j] &= moved
+    return shaped.T
 
 
 def _inputs(d: Decisions, rule: Rule, rows: np.ndarray) -> list[np.ndarray]:
@@ -539,19 +550,24 @@ def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.n
         first, which = _distinct(*values)
     else:
         first, which = np.zeros(1, dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+    from service.explain import _Values  # explain's own filler, so messages match the API's
+
     texts = [rule.message.format_map(_Values(d, int(rows[f]), rule)) for f in first]
     return parts.add(texts, which)
 
 
-def summaries(d: Decisions) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's `explanation.summary`, worded exactly as explain's `_summary`: (texts, codes).
+def _running(mask: np.ndarray) -> np.ndarray:
+    """How many of each row's flags are set up to and including each column."""
+    return np.cumsum(mask, axis=1, dtype=np.int16)
 
-    Built from distinct parts (messages per distinct input, leads per distinct drop and range),
-    so the Python work grows with the variety of answers, not the row count.
+
+def summaries(d: Decisions) -> pa.Array:
+    """Every row's `explanation.summary`, worded exactly as explain's `_summary`.
+
+    Built from distinct parts (messages per distinct input, leads per distinct drop and range)
+    joined in arrow, so the Python work grows with the variety of answers, not the row count.
     """
     n = len(d.band)
-    if not n:
-        return np.array([""], dtype=object), np.zeros(0, dtype=np.int64)
     rules = sorted(d.book.rules, key=lambda r: r.id)
     cols = [d.book.index[r.id] for r in rules]
     fired, overruled = d.fired[:, cols], d.overruled[:, cols]
@@ -560,17 +576,18 @@ def summaries(d: Decisions) -> tuple[np.ndarray, np.ndarray]:
     hard = referral & ~np.array([r.provisional for r in rules])
     stop = (active & hard).any(axis=1)
     go = ~stop[:, None]
-    shaped = np.column_stack([_shaped(d, r) for r in rules]) & active & go
-    why = shaped & (np.cumsum(shaped, axis=1) <= 3)
-    refer_first = active & referral & (np.cumsum(active & referral, axis=1) == 1)
+    shaped = _shaped(d, rules) & active & go
+    why = shaped & (_running(shaped) <= 3)
+    refer_first = active & referral & (_running(active & referral) == 1)
     urgent = refer_first & go & (d.urgency > 0)[:, None]
     aside = fired & overruled & go
     reasons = active & referral & stop[:, None]
     parts = _Parts()
     message = np.zeros((n, len(rules)), dtype=np.int64)
     prefix = np.zeros_like(message)
+    needed = np.ascontiguousarray((why | urgent | aside | reasons).T)  # rule by rule
     for j, rule in enumerate(rules):
-        rows = np.flatnonzero(why[:, j] | urgent[:, j] | aside[:, j] | reasons[:, j])
+        rows = np.flatnonzero(needed[j])
         if rows.size:
             message[rows, j] = _messages(d, rule, rows, parts)
             said = aside[rows, j]
@@ -580,7 +597,7 @@ def summaries(d: Decisions) -> tuple[np.ndarray, np.ndarray]:
     slots = np.zeros((n, width), dtype=np.int64)
     current = d.ctx["current"]
     # A hard referral: the referral messages, then keep the current drop.
-    at = np.cumsum(reasons, axis=1) - 1
+    at = _running(reasons) - 1
     rows, js = np.nonzero(reasons)
     slots[rows, at[rows, js]] = message[rows, js]
     stops = np.flatnonzero(stop)
@@ -591,16 +608,18 @@ def summaries(d: Decisions) -> tuple[np.ndarray, np.ndarray]:
     rest = np.flatnonzero(~stop)
     if rest.size:
         slots[rest, 0] = _leads(d, rest, parts)
-        at = np.cumsum(why, axis=1)
+        at = _running(why)
         rows, js = np.nonzero(why)
         slots[rows, at[rows, js]] = message[rows, js]
         slots[rest, 4] = _set_aside(prefix[rest], parts)
         slots[rest, 5] = _classifier(d, rest, parts)
         rows, js = np.nonzero(urgent)
         slots[rows, 6] = message[rows, js]
-    first, codes = _distinct(*slots.T)
-    texts = np.array([" ".join(parts.texts[c] for c in slots[f] if c) for f in first], dtype=object)
-    return texts, codes
+    # " ".join of each row's parts, in arrow: slot 0 is never empty, later parts bring a space
+    first = pa.array(parts.texts, type=pa.string())
+    later = pa.array(["", *(" " + t for t in parts.texts[1:])], type=pa.string())
+    columns = [pc.take(later if k else first, pa.array(slots[:, k])) for k in range(width)]
+    return pc.binary_join_element_wise(*columns, "")
 
 
 def _leads(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
@@ -668,22 +687,25 @@ def defuse(values: pa.Array) -> pa.Array:
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         return values
     n = len(values)
-    wide = pa.types.is_large_string(values.type)
     buffers = values.buffers()
-    raw = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
-    offsets: np.ndarray = raw[values.offset : values.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] else np.zeros(1, np.uint8)
-    filled = offsets[1:] > offsets[:-1]
-    head = np.zeros(n, dtype=np.uint8)
-    head[filled] = data[offsets[:-1][filled]]
-    risky = np.flatnonzero(_FORMULA[head] & filled)
+    if not n or buffers[2] is None or not buffers[2].size:
+        return values
+    wide = pa.types.is_large_string(values.type)
+    offsets = np.frombuffer(buffers[1], dtype=np.int64 if wide else np.int32)
+    starts = offsets[values.offset : values.offset + n]
+    ends = offsets[values.offset + 1 : values.offset + n + 1]
+    data = np.frombuffer(buffers[2], dtype=np.uint8)
+    head = data[np.minimum(starts, len(data) - 1)]  # the first byte, if the cell has one
+    risky = np.flatnonzero(_FORMULA[head] & np.greater(ends, starts))
     if not risky.size:
         return values
     formula = np.zeros(n, dtype=bool)
     for i in risky:
         cell = values[int(i)].as_py()
         formula[i] = cell is not None and not _NUMBER.fullmatch(cell)
-    return pc.if_else(pa.array(formula), pc.binary_join_element_wise("'", values, ""), values)
+    quote, nothing = pa.scalar("'", values.type), pa.scalar("", values.type)
+    escaped = pc.binary_join_element_wise(quote, values, nothing)
+    return pc.if_else(pa.array(formula), escaped, values)
 
 
 def _defuse_name(name: str) -> str:
@@ -691,7 +713,10 @@ def _defuse_name(name: str) -> str:
 
 
 class Sink:
-    """The output file, CSV or Parquet by its extension; numbers error rows as they are written."""
+    """The output file, CSV or Parquet by its extension.
+
+    `prepare` (any thread) defuses formulas in CSV text; `write` (in order) numbers error rows.
+    """
 
     def __init__(self, path: Path, target: Path, names: list[str], schema: pa.Schema):
         self.parquet = target.suffix.lower() in PARQUET
@@ -706,6 +731,12 @@ class Sink:
         )
         self.rows = self.ok = 0
 
+    def prepare(self, table: pa.Table) -> pa.Table:
+        columns = [c.combine_chunks() for c in table.columns]
+        if not self.parquet:
+            columns = [defuse(c) for c in columns]
+        return pa.Table.from_arrays(columns, schema=self.schema)
+
     def write(self, table: pa.Table) -> None:
         errors = table.column("rec_error").combine_chunks()
         bad = np.flatnonzero(errors.is_valid().to_numpy(zero_copy_only=False))
@@ -718,10 +749,7 @@ class Sink:
                 "rec_error",
                 pa.array(numbered, type=pa.string()),
             )
-        columns = [c.combine_chunks() for c in table.columns]
-        if not self.parquet:
-            columns = [defuse(c) for c in columns]
-        self.writer.write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        self.writer.write_table(table)
         self.rows += table.num_rows
         self.ok += table.num_rows - bad.size
 
@@ -750,13 +778,13 @@ def ordered(
 
 
 def score_local(
-    source: Input, recommender: Recommender, sink: Sink, jobs: int, progress: Any
+    source: Input, recommender: "Recommender", sink: Sink, jobs: int, progress: Any
 ) -> None:
     """The pandas engine: chunks scored on `jobs` threads, written in order."""
     known = known_columns(source.names)
 
     def work(piece: Any) -> pa.Table:
-        return score_table(source.table(piece), known, recommender)
+        return sink.prepare(score_table(source.table(piece), known, recommender))
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="score") as pool:
         for table in ordered(pool, work, source.pieces(), ahead=jobs):
@@ -764,7 +792,10 @@ def score_local(
             progress.update(table.num_rows)
 
 
-def _recommender(config: Config) -> Recommender:
+def _recommender(config: Config) -> "Recommender":
+    from service.recommend import Recommender
+    from service.registry import Registry
+
     try:
         model = Registry(config.models_dir).load_champion()
     except ModelRefused as exc:
@@ -786,6 +817,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def _terminate_unwinds() -> Iterator[None]:
     """Let SIGTERM unwind like Ctrl-C, so the temporary output file is removed."""
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
@@ -821,6 +855,9 @@ def cmd_score(args: argparse.Namespace, config: Config) -> int:
     except KeyboardInterrupt:
         print(f"heeldrop score: interrupted; {target} not written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        print(f"heeldrop score: {exc}; {target} not written", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{sink.rows} rows: {sink.ok} ok, {sink.rows - sink.ok} errors", file=sys.stderr)
     return EXIT_OK
 
@@ -844,7 +881,7 @@ def register(sub: Any) -> None:
     score.add_argument("-o", "--output", metavar="OUT", required=True, help="scored file")
     score.add_argument("--engine", choices=("pandas", "dask"), default="pandas")
     score.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: local)")
-    score.add_argument("--chunk-rows", type=_positive, default=50_000, help="rows per chunk")
+    score.add_argument("--chunk-rows", type=_positive, default=20_000, help="rows per chunk")
     score.add_argument(
         "--jobs", type=_positive, default=min(4, os.cpu_count() or 1), help="parallel workers"
     )

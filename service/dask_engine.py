@@ -17,9 +17,11 @@ import pyarrow as pa
 from distributed import Client, LocalCluster
 
 from service.batch import MALFORMED, OUTPUT, Input, Sink, known_columns, score_table
+from service.errors import InvalidInput
 from service.model import ServingModel
 from service.recommend import Recommender
 
+CONNECT_TIMEOUT = "10s"
 _RECOMMENDERS: dict[int, tuple[ServingModel | None, Recommender]] = {}
 
 
@@ -73,7 +75,12 @@ def score(
     """Score `source` into `sink` on the cluster at `scheduler`, else on `jobs` local workers."""
     with contextlib.ExitStack() as stack:
         if scheduler:
-            client = stack.enter_context(Client(scheduler))
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+            except (OSError, TimeoutError) as exc:
+                raise InvalidInput(
+                    f"cannot reach the Dask scheduler at {scheduler} ({exc})"
+                ) from None
         else:
             cluster = LocalCluster(
                 n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None
@@ -89,5 +96,5 @@ def score(
         )
         for frame in _in_order(client, scored.to_delayed(), ahead=2 * jobs):
             table = pa.Table.from_pandas(frame, preserve_index=False)
-            sink.write(table)
+            sink.write(sink.prepare(table))
             progress.update(table.num_rows)

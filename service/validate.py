@@ -7,16 +7,18 @@ errors are gathered per row; a bad row never stops the others.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from service.columns import Columns, absent
 from service.errors import InvalidInput
 from service.fields import FIELDS, Field
+
+if TYPE_CHECKING:  # frames arrive already built; the batch door never needs pandas loaded
+    import pandas as pd
 
 TRUE = ("true", "1", "yes")
 FALSE = ("false", "0", "no")
@@ -51,7 +53,7 @@ def _strings(values: pa.Array, trim: bool) -> pa.Array:
             values = pc.cast(values, pa.string())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InvalidInput(f"a column of type {values.type} cannot be read as text") from None
-    values = pc.fill_null(values, "")
+    values = pc.fill_null(values, "") if values.null_count else values
     return pc.utf8_trim_whitespace(values) if trim else values
 
 
@@ -159,14 +161,14 @@ def check_columns(columns: Mapping[str, Arrow], n: int) -> Checked:
     return Checked(cols, errors)
 
 
-def _arrow(series: pd.Series) -> Arrow:
+def _arrow(series: "pd.Series") -> Arrow:
     try:
         return pa.array(series, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects: read them as text
         return pa.array(series.astype("str"), from_pandas=True)
 
 
-def check_frame(frame: pd.DataFrame) -> Checked:
+def check_frame(frame: "pd.DataFrame") -> Checked:
     """Validate every known column of `frame`; absent columns are absent values."""
     known = {f.path for f in FIELDS}
     columns = {name: _arrow(frame[name]) for name in frame.columns if name in known}
