@@ -17,7 +17,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -760,14 +760,15 @@ class Sink:
 # --- the command ------------------------------------------------------------------------------
 
 
-def ordered(
-    pool: Executor, fn: Callable[[Any], T], items: Iterable[Any], ahead: int
-) -> Iterator[T]:
-    """fn over items on the pool, yielded in order, at most `ahead` + 1 in flight."""
-    pending: deque[Future[T]] = deque()
+def ordered(submit: Callable[[Any], Any], items: Iterable[Any], ahead: int) -> Iterator[Any]:
+    """Each item submitted, results yielded in order, at most `ahead` + 1 in flight.
+
+    `submit` returns a future (concurrent.futures or dask.distributed).
+    """
+    pending: deque[Any] = deque()
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append(submit(item))
             if len(pending) > ahead:
                 yield pending.popleft().result()
         while pending:
@@ -787,7 +788,7 @@ def score_local(
         return sink.prepare(score_table(source.table(piece), known, recommender))
 
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="score") as pool:
-        for table in ordered(pool, work, source.pieces(), ahead=jobs):
+        for table in ordered(lambda piece: pool.submit(work, piece), source.pieces(), ahead=jobs):
             sink.write(table)
             progress.update(table.num_rows)
 

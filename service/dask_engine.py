@@ -7,8 +7,7 @@ through the same Sink, so the output is byte for byte the pandas engine's.
 """
 
 import contextlib
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dask.dataframe as dd
@@ -16,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from distributed import Client, LocalCluster
 
-from service.batch import MALFORMED, OUTPUT, Input, Sink, known_columns, score_table
+from service.batch import MALFORMED, OUTPUT, Input, Sink, known_columns, ordered, score_table
 from service.errors import InvalidInput
 from service.model import ServingModel
 from service.recommend import Recommender
@@ -49,21 +48,6 @@ def _score(
     return _frame(score_table(table, known, _recommender(model)))
 
 
-def _in_order(client: Client, parts: Iterable[Any], ahead: int) -> Iterator[pd.DataFrame]:
-    """Compute partitions with at most `ahead` + 1 in flight, yielding them in order."""
-    pending: deque[Any] = deque()
-    try:
-        for part in parts:
-            pending.append(client.compute(part))
-            if len(pending) > ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        for future in pending:
-            future.cancel()
-
-
 def score(
     source: Input,
     recommender: Recommender,
@@ -94,7 +78,7 @@ def score(
         scored = frames.map_partitions(
             _score, shipped, known_columns(source.names), meta=_frame(out.empty_table())
         )
-        for frame in _in_order(client, scored.to_delayed(), ahead=2 * jobs):
+        for frame in ordered(client.compute, scored.to_delayed(), ahead=2 * jobs):
             table = pa.Table.from_pandas(frame, preserve_index=False)
             sink.write(sink.prepare(table))
             progress.update(table.num_rows)

@@ -74,7 +74,8 @@ def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
     )
 
 
-def _tree() -> dict[str, Any]:
+def field_tree() -> dict[str, Any]:
+    """The request's groups as nested dicts, with each Field at its leaf."""
     root: dict[str, Any] = {}
     for f in FIELDS:
         *groups, leaf = f.path.split(".")
@@ -85,7 +86,7 @@ def _tree() -> dict[str, Any]:
     return root
 
 
-RequestSchema = _build("", _tree())
+RequestSchema = _build("", field_tree())
 request_schema = RequestSchema()
 
 

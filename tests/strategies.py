@@ -13,6 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from service.fields import FIELDS, Field
+from service.schemas import field_tree
 
 REQUIRED_GROUPS = frozenset(f.group for f in FIELDS if f.required)
 REF_ALPHABET = string.ascii_letters + string.digits + "-_:/#.éßø漢"
@@ -40,17 +41,6 @@ def valid_values(field: Field) -> st.SearchStrategy[Any]:
     return client_refs()
 
 
-def _tree() -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    for f in FIELDS:
-        *groups, leaf = f.path.split(".")
-        node = root
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[leaf] = f
-    return root
-
-
 def _node(node: Any, top: bool = False) -> st.SearchStrategy[Any]:
     if isinstance(node, Field):
         return valid_values(node)
@@ -71,7 +61,7 @@ def _has_required(node: Any) -> bool:
     return any(_has_required(child) for child in node.values())
 
 
-TREE = _tree()
+TREE = field_tree()
 _REQUESTS = _node(TREE, top=True)
 
 
