@@ -3,27 +3,28 @@
 A scikit-learn pipeline costs 3-14 ms a call on one row, most of it overhead; the fitted
 parameters evaluated in numpy cost microseconds and give the same probabilities (a test proves
 it on many rows). The same evaluator scores one request or a million rows.
+
+Each version folder holds both: `model.skops`, the estimator, and `serving.json`, the evaluator's
+parameters (JSON floats round-trip exactly). Serving reads only the JSON, so it never imports
+scikit-learn or skops (about 2.5 s of start-up); the estimator loads on demand.
 """
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib import metadata as dist
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
-import skops.io as sio
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from service.errors import ModelRefused
 from service.features import FEATURES
 from service.fields import BANDS
 
 MODEL_FILE = "model.skops"
+SERVING_FILE = "serving.json"
 METADATA_FILE = "metadata.json"
 # The only types a model file may contain; skops refuses to build anything else.
 TRUSTED_TYPES = [
@@ -62,9 +63,42 @@ class LinearSoftmax:
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
 
+    def to_json(self) -> dict[str, Any]:
+        """The parameters as JSON values; `classes` names the rows of coef and intercept."""
+        return {
+            "classes": list(BANDS),
+            "fill": self.fill.tolist(),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+            "beta": self.beta,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> "LinearSoftmax":
+        """The evaluator from `to_json`'s values; ValueError unless every shape fits."""
+        classes = list(data["classes"])
+        if sorted(classes) != sorted(BANDS):
+            raise ValueError(f"its classes {classes} are not the five bands")
+        order = [classes.index(b) for b in BANDS]
+        shapes = {"fill": (len(FEATURES),), "coef": (len(BANDS), len(FEATURES))}
+        shapes |= {"mean": shapes["fill"], "scale": shapes["fill"], "intercept": (len(BANDS),)}
+        arrays = {name: np.array(data[name], dtype=np.float64) for name in shapes}
+        for name, shape in shapes.items():
+            if arrays[name].shape != shape:
+                raise ValueError(f"{name} has shape {arrays[name].shape}, not {shape}")
+        arrays["coef"], arrays["intercept"] = arrays["coef"][order], arrays["intercept"][order]
+        return cls(**arrays, beta=float(data["beta"]))
+
 
 def compile_estimator(estimator: Any) -> LinearSoftmax:
     """The numpy evaluator for a fitted model; ModelRefused for an unsupported structure."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     beta = 1.0
     classes = list(getattr(estimator, "classes_", []))
     if isinstance(estimator, CalibratedClassifierCV):
@@ -96,12 +130,12 @@ def compile_estimator(estimator: Any) -> LinearSoftmax:
 
 @dataclass(frozen=True)
 class ServingModel:
-    """A loaded, checked model: its version, metadata and fast evaluator."""
+    """A loaded, checked model: its version, metadata, fast evaluator and version folder."""
 
     version: str
     metadata: dict[str, Any]
-    estimator: Any
     fast: LinearSoftmax
+    folder: Path
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         return self.fast.predict_proba(X)
@@ -110,6 +144,11 @@ class ServingModel:
     def baseline(self) -> np.ndarray:
         """A typical training row (the imputer's medians): the reference for attributions."""
         return self.fast.fill
+
+    @functools.cached_property
+    def estimator(self) -> Any:
+        """The scikit-learn estimator, loaded (with scikit-learn) on first use."""
+        return load_estimator(self.folder)
 
 
 def sha256(path: Path) -> str:
@@ -120,36 +159,80 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_model(estimator: Any, folder: Path) -> str:
-    """Write `model.skops` into `folder`; return its sha256."""
-    path = folder / MODEL_FILE
-    sio.dump(estimator, path)
-    return sha256(path)
+def save_model(estimator: Any, folder: Path) -> dict[str, str]:
+    """Write `model.skops` and `serving.json` into `folder`; their sha256s for the metadata."""
+    import skops.io as sio
+
+    sio.dump(estimator, folder / MODEL_FILE)
+    text = json.dumps(compile_estimator(estimator).to_json(), indent=1) + "\n"
+    (folder / SERVING_FILE).write_text(text, encoding="utf-8")
+    return {"sha256": sha256(folder / MODEL_FILE), "serving_sha256": sha256(folder / SERVING_FILE)}
 
 
-def load_model(folder: str | Path) -> ServingModel:
-    """Load a registered version, refusing it unless every check passes."""
-    folder = Path(folder)
+def _checked_metadata(folder: Path) -> dict[str, Any]:
+    """metadata.json, once model.skops matches its sha256 and the code matches the model."""
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ModelRefused(f"{folder.name}: no readable metadata.json ({exc})") from None
-    path = folder / MODEL_FILE
-    if not path.is_file() or sha256(path) != metadata.get("sha256"):
-        raise ModelRefused(f"{folder.name}: model.skops is missing or its sha256 does not match")
+    _check_file(folder, MODEL_FILE, metadata.get("sha256"))
     trained_with = metadata.get("versions", {}).get("scikit-learn")
-    if trained_with != sklearn.__version__:
+    try:
+        installed = dist.version("scikit-learn")
+    except dist.PackageNotFoundError:
+        installed = "not installed"
+    if trained_with != installed:
         raise ModelRefused(
             f"{folder.name}: trained with scikit-learn {trained_with}, "
-            f"this is {sklearn.__version__}; retrain it"
+            f"this is {installed}; retrain it"
         )
     if tuple(metadata.get("features", ())) != FEATURES:
         raise ModelRefused(f"{folder.name}: trained on other features than this code builds")
+    return metadata
+
+
+def _check_file(folder: Path, name: str, recorded: str | None) -> None:
+    path = folder / name
+    if not path.is_file() or sha256(path) != recorded:
+        raise ModelRefused(f"{folder.name}: {name} is missing or its sha256 does not match")
+
+
+def load_model(folder: str | Path) -> ServingModel:
+    """Load a registered version for serving, refusing it unless every check passes.
+
+    Reads `serving.json`, not the estimator. A version registered before that file existed
+    has no `serving_sha256`; it is compiled from its checked estimator instead.
+    """
+    folder = Path(folder)
+    metadata = _checked_metadata(folder)
+    if "serving_sha256" not in metadata:
+        fast = compile_estimator(_estimator(folder))
+    else:
+        _check_file(folder, SERVING_FILE, metadata["serving_sha256"])
+        try:
+            data = json.loads((folder / SERVING_FILE).read_text(encoding="utf-8"))
+            fast = LinearSoftmax.from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelRefused(f"{folder.name}: {SERVING_FILE} could not be read ({exc})") from None
+    return ServingModel(str(metadata["version"]), metadata, fast, folder)
+
+
+def load_estimator(folder: str | Path) -> Any:
+    """The scikit-learn estimator of a registered version, checked; imports scikit-learn."""
+    folder = Path(folder)
+    _checked_metadata(folder)
+    return _estimator(folder)
+
+
+def _estimator(folder: Path) -> Any:
+    """model.skops, built only if it holds nothing but TRUSTED_TYPES."""
+    import skops.io as sio
+
+    path = folder / MODEL_FILE
     untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in TRUSTED_TYPES]
     if untrusted:
         raise ModelRefused(f"{folder.name}: the model file holds untrusted types {untrusted}")
     try:
-        estimator = sio.load(path, trusted=TRUSTED_TYPES)
+        return sio.load(path, trusted=TRUSTED_TYPES)
     except Exception as exc:  # skops raises many types for a corrupt file
         raise ModelRefused(f"{folder.name}: model.skops could not be read ({exc})") from None
-    return ServingModel(str(metadata["version"]), metadata, estimator, compile_estimator(estimator))

@@ -142,14 +142,14 @@ def retrain(
             "champion_on_same_split": old,
             "gates": dataclasses.asdict(gates),
         }
-        candidate = ServingModel(version, meta, estimator, fast)
+        candidate = ServingModel(version, meta, fast, registry.root / version)
         cases = case_failures(Recommender(rules, candidate), cases_path)
         reasons = held_back(meta["metrics"], old, cases, gates)
         meta["clinical_cases"] = {"path": str(cases_path), "failures": cases}
         meta["gate_reasons"] = reasons
         meta["training_seconds"] = round(time.perf_counter() - started, 1)
         with registry.staging(version) as folder:
-            meta["sha256"] = save_model(estimator, folder)
+            meta |= save_model(estimator, folder)
             (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
             y_test, proba = data.y[test], fast.predict_proba(data.X[test])
             champion_meta = registry.metadata(registry.champion() or "") if old else None

@@ -2,6 +2,8 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +12,15 @@ import skops.io as sio
 from service.errors import ModelRefused
 from service.features import FEATURES
 from service.fields import BANDS
-from service.model import METADATA_FILE, MODEL_FILE, load_model, sha256
+from service.model import (
+    METADATA_FILE,
+    MODEL_FILE,
+    SERVING_FILE,
+    compile_estimator,
+    load_estimator,
+    load_model,
+    sha256,
+)
 from service.training import read_labelled
 
 
@@ -48,6 +58,35 @@ def test_model_round_trips_through_skops(model, version_copy):
     np.testing.assert_allclose(reloaded.predict_proba(X), model.predict_proba(X))
 
 
+def test_served_parameters_are_the_estimators_to_the_last_bit(version_copy):
+    served = load_model(version_copy).fast
+    compiled = compile_estimator(load_estimator(version_copy))
+    for name in ("fill", "mean", "scale", "coef", "intercept"):
+        assert np.array_equal(getattr(served, name), getattr(compiled, name), equal_nan=True)
+    assert served.beta == compiled.beta
+
+
+def test_serving_a_model_imports_neither_scikit_learn_nor_skops(version_copy):
+    code = (
+        "import sys; from service.model import load_model; from service import batch; "
+        f"load_model({str(version_copy)!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_version_registered_before_serving_json_is_compiled_from_its_estimator(
+    model, version_copy
+):
+    (version_copy / SERVING_FILE).unlink()
+    meta = json.loads((version_copy / METADATA_FILE).read_text())
+    del meta["serving_sha256"]
+    (version_copy / METADATA_FILE).write_text(json.dumps(meta))
+    X = np.random.default_rng(1).normal(size=(20, len(FEATURES)))
+    np.testing.assert_array_equal(load_model(version_copy).predict_proba(X), model.predict_proba(X))
+
+
 def test_metadata_records_versions_digest_metrics_and_features(model):
     meta = model.metadata
     assert meta["versions"]["scikit-learn"] and meta["versions"]["skops"]
@@ -56,12 +95,30 @@ def test_metadata_records_versions_digest_metrics_and_features(model):
     assert {"macro_f1", "log_loss", "brier", "ece"} <= meta["metrics"].keys()
     assert set(meta["cv"]) >= {"logistic_regression", "hist_gradient_boosting"}
     assert meta["features"] == list(FEATURES)
+    assert len(meta["sha256"]) == len(meta["serving_sha256"]) == 64
 
 
 def test_a_tampered_model_file_is_refused(version_copy):
     with open(version_copy / MODEL_FILE, "ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(ModelRefused, match="sha256"):
+        load_model(version_copy)
+
+
+def test_a_tampered_serving_file_is_refused(version_copy):
+    served = json.loads((version_copy / SERVING_FILE).read_text())
+    served["intercept"][0] += 1.0
+    (version_copy / SERVING_FILE).write_text(json.dumps(served))
+    with pytest.raises(ModelRefused, match=r"serving\.json .*sha256"):
+        load_model(version_copy)
+
+
+def test_a_serving_file_of_the_wrong_shape_is_refused_even_with_its_sha256(version_copy):
+    served = json.loads((version_copy / SERVING_FILE).read_text())
+    served["coef"] = served["coef"][:4]
+    (version_copy / SERVING_FILE).write_text(json.dumps(served))
+    _edit_metadata(version_copy, serving_sha256=sha256(version_copy / SERVING_FILE))
+    with pytest.raises(ModelRefused, match="coef has shape"):
         load_model(version_copy)
 
 
@@ -78,14 +135,16 @@ def test_a_model_trained_on_other_features_is_refused(version_copy):
         load_model(version_copy)
 
 
-def test_a_model_file_with_untrusted_types_is_refused(version_copy):
+def test_a_model_file_with_untrusted_types_is_refused_when_the_estimator_loads(version_copy):
     sio.dump(
         {"payload": np.random.default_rng(0).random(3).tolist(), "f": print},
         version_copy / MODEL_FILE,
     )
     _edit_metadata(version_copy, sha256=sha256(version_copy / MODEL_FILE))
     with pytest.raises(ModelRefused, match="untrusted"):
-        load_model(version_copy)
+        load_estimator(version_copy)
+    with pytest.raises(ModelRefused, match="untrusted"):
+        _ = load_model(version_copy).estimator
 
 
 def test_missing_metadata_is_refused(version_copy):
@@ -99,3 +158,4 @@ def test_no_pickle_is_ever_loaded_or_written():
 
     source = "\n".join(p.read_text() for p in Path("service").rglob("*.py"))
     assert "import pickle" not in source and "joblib" not in source
+    assert "allow_pickle" not in source
