@@ -35,7 +35,7 @@ def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
         [[np.nan if (v := f.get(p)) is None else float(v) for p in NUMERIC] for f in flat],
         dtype=np.float64,
     ).reshape(len(flat), len(NUMERIC))
-    cols: Columns = {p: numbers[:, j] for j, p in enumerate(NUMERIC)}
+    cols: Columns = dict(zip(NUMERIC, numbers.T.copy(), strict=True))  # one contiguous row each
     for field in ENUMS:
         default = field.default or ""
         cols[field.path] = np.array([f.get(field.path) or default for f in flat], dtype="<U16")

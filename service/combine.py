@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from service.conditions import Node, Program
 from service.features import BAND_HI, BAND_LO
-from service.rules import Rule
+from service.rules import STAGE_VALUES, STAGES, Rule
 
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 URGENCY = ("", "soon", "today")
@@ -18,20 +19,49 @@ RULES_ONLY_CONFIDENCE = 0.5  # no model: a coin's confidence in the rules' least
 REFERRAL_CONFIDENCE = 0.5  # RULES.md step 1
 DEFAULT_PACE_WEEKS = 4  # one step's weeks when keeping or raising; also the retest interval
 
+STAGE_NAMES = frozenset(name for values in STAGE_VALUES.values() for name in values)
+
 
 class RuleBook:
-    """The rules grouped by stage, with their per-rule effects as arrays."""
+    """The rules grouped by stage, their per-rule effects as arrays, one program per stage."""
 
     def __init__(self, rules: tuple[Rule, ...]):
         self.rules = rules
         self.index = {rule.id: j for j, rule in enumerate(rules)}
-        self.stages: dict[str, list[tuple[int, Rule]]] = {}
+        self.stages: dict[str, list[tuple[int, Rule]]] = {stage: [] for stage in STAGES}
         for j, rule in enumerate(rules):
-            self.stages.setdefault(rule.stage, []).append((j, rule))
-        self.factor = np.array([r.confidence or 1.0 for r in rules])
+            self.stages[rule.stage].append((j, rule))
+        late = {j for j, rule in enumerate(rules) if any(_late(t) for _, t in _trees(rule))}
+        self.early_rows = [j for j in range(len(rules)) if j not in late]
+        self.early_set = frozenset(self.early_rows)
+        self.early = Program({k: t for j in self.early_rows for k, t in _trees(rules[j])})
+        self.late = {
+            stage: Program({k: t for j, rule in members if j in late for k, t in _trees(rule)})
+            for stage, members in self.stages.items()
+            if any(j in late for j, _ in members)
+        }
+        self.factor = np.array([r.confidence or 1.0 for r in rules])[:, None]
         self.urgency = np.array([URGENCY.index(r.referral or "") for r in rules], dtype=np.int8)
         self.stops = np.array([bool(r.referral) and not r.provisional for r in rules])
         self.has_advice = np.array([r.advice is not None for r in rules])
+
+
+def _late(tree: Node) -> bool:
+    """Whether an expression reads what an earlier stage decided (fired(), the range)."""
+    if tree[0] == "fired" or (tree[0] == "name" and tree[1] in STAGE_NAMES):
+        return True
+    return tree[0] not in ("name", "const") and any(_late(child) for child in tree[1:])
+
+
+def _trees(rule: Rule) -> list[tuple[tuple[str, Any], Node]]:
+    """Every expression of a rule, keyed (rule id, part); reasons by their position."""
+    trees: list[tuple[tuple[str, Any], Node]] = [((rule.id, "when"), rule.when)]
+    trees += [((rule.id, k), reason.when) for k, reason in enumerate(rule.reasons)]
+    for part in ("floor", "ceiling", "advice_when"):
+        tree = getattr(rule, part)
+        if tree is not None:
+            trees.append(((rule.id, part), tree))
+    return trees
 
 
 @dataclass
@@ -68,41 +98,68 @@ def _full(value: Any, n: int) -> np.ndarray:
 
 
 class _Run:
-    """One evaluation: the context, and the firing matrices filled stage by stage."""
+    """One evaluation: the context, and the rules x rows firing matrices filled stage by stage.
+
+    Every condition that reads only the request is evaluated up front by one program; the few
+    that read an earlier stage's outcome (fired(), the range) wait for their stage. A rule that
+    fired on no row changes nothing, so the stages skip it: one request costs what its firing
+    rules cost.
+    """
 
     def __init__(self, book: RuleBook, ctx: dict[str, Any]):
         self.book, self.ctx = book, ctx
-        self.n = len(ctx["current"])
-        self.fired = np.zeros((self.n, len(book.rules)), dtype=bool)
+        self.n = n = len(ctx["current"])
+        self.fired = np.zeros((len(book.rules), n), dtype=bool)
         self.overruled = np.zeros_like(self.fired)
+        self.advice_when: dict[int, np.ndarray] = {}
         self.reasons: dict[str, list[np.ndarray]] = {}
         self.floors: dict[str, np.ndarray] = {}
         self.ceilings: dict[str, np.ndarray] = {}
+        self.values = book.early(ctx)
+        masks = [_full(self.values[book.rules[j].id, "when"], n) for j in book.early_rows]
+        self.fired[book.early_rows] = np.concatenate(masks).reshape(len(masks), n)
+        hits = self.fired[book.early_rows].any(axis=1)
+        self.hit = {book.early_rows[k] for k in np.flatnonzero(hits)}
 
-    def fire(self, j: int, rule: Rule) -> np.ndarray:
-        if rule.reasons:  # the rule fires when any of its reasons holds
-            held = [_full(r.when(self.ctx), self.n) for r in rule.reasons]
-            self.reasons[rule.id] = held
-            mask = np.logical_or.reduce(held) if len(held) > 1 else held[0]
-        else:
-            mask = _full(rule.when(self.ctx), self.n)
-        self.fired[:, j] = mask
-        return mask
+    def stage(self, name: str) -> list[tuple[int, Rule]]:
+        """Fire a stage's rules; the ones that fired on some row."""
+        late = self.book.late.get(name)
+        if late is not None:
+            self.values.update(late(self.ctx))
+        out = []
+        for j, rule in self.book.stages[name]:
+            if j not in self.book.early_set:
+                self.fired[j] = mask = self.values[rule.id, "when"]
+                if not mask.any():
+                    continue
+            elif j not in self.hit:
+                continue
+            if rule.reasons:
+                self.reasons[rule.id] = [
+                    _full(self.values[rule.id, k], self.n) for k in range(len(rule.reasons))
+                ]
+            if rule.advice_when is not None:
+                self.advice_when[j] = self.values[rule.id, "advice_when"]
+            out.append((j, rule))
+        return out
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Floors and ceilings in priority order; a bound that would empty the interval drops."""
         lo, hi = np.zeros(self.n), np.full(self.n, 30.0)
-        for j, rule in self.book.stages.get("bounds", []):
-            mask = self.fire(j, rule)
+        values = self.values
+        for j, rule in self.stage("bounds"):
+            mask = self.fired[j]
             new_lo, new_hi = lo, hi
             if rule.floor is not None:
-                self.floors[rule.id] = floor = np.ceil(_full(rule.floor(self.ctx), self.n))
+                floor = np.ceil(_full(values[rule.id, "floor"], self.n))
+                self.floors[rule.id] = floor
                 new_lo = np.fmax(lo, floor)
             if rule.ceiling is not None:
-                self.ceilings[rule.id] = ceiling = np.floor(_full(rule.ceiling(self.ctx), self.n))
+                ceiling = np.floor(_full(values[rule.id, "ceiling"], self.n))
+                self.ceilings[rule.id] = ceiling
                 new_hi = np.fmin(hi, ceiling)
             ok = mask & (new_lo <= new_hi)
-            self.overruled[:, j] = mask & ~ok
+            self.overruled[j] = mask & ~ok
             lo, hi = np.where(ok, new_lo, lo), np.where(ok, new_hi, hi)
         return lo, hi
 
@@ -122,46 +179,45 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     """Run every combining step of RULES.md over all rows at once."""
     run = _Run(book, ctx)
     current = ctx["current"]
-    for j, rule in book.stages.get("referral", []):
-        run.fire(j, rule)
-    stop = (run.fired & book.stops).any(axis=1)
+    run.stage("referral")
+    stop = (run.fired & book.stops[:, None]).any(axis=0)
     lo, hi = run.bounds()
-    for j, rule in book.stages.get("advice", []):
-        run.fire(j, rule)
-    ctx["fired"] = {rule.id: run.fired[:, j] for j, rule in enumerate(book.rules)}
+    run.stage("advice")
+    ctx["fired"] = {rule.id: run.fired[j] for j, rule in enumerate(book.rules)}
     model_band, band = _choose_band(current, probs, lo, hi)
-    for j, rule in book.stages.get("band", []):
-        mask = run.fire(j, rule)
+    for j, _ in run.stage("band"):
+        mask = run.fired[j]
         target = ctx["current_band"]
         fits = (BAND_LO[target] <= hi) & (BAND_HI[target] >= lo)
-        run.overruled[:, j] = mask & ~fits
+        run.overruled[j] = mask & ~fits
         band = np.where(mask & fits, target, band)
     rmin, rmax = np.fmax(BAND_LO[band], lo), np.fmin(BAND_HI[band], hi)
     ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
-    for j, rule in book.stages.get("range", []):
-        mask = run.fire(j, rule)
+    for j, _ in run.stage("range"):
+        mask = run.fired[j]
         rmin = np.where(mask, np.fmin(rmin, np.floor(current)), rmin)
         rmax = np.where(mask, np.fmax(rmax, np.ceil(current)), rmax)
     # A hard referral: no change, and every other firing is listed as overruled.
-    rmin = np.where(stop, np.floor(current), rmin)
-    rmax = np.where(stop, np.ceil(current), rmax)
+    if stop.any():
+        rmin = np.where(stop, np.floor(current), rmin)
+        rmax = np.where(stop, np.ceil(current), rmax)
+        band = np.where(stop, ctx["current_band"], band)
     # An effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range within 0-30.
     rmin, rmax = np.fmin(rmin, 30.0), np.fmin(rmax, 30.0)
-    band = np.where(stop, ctx["current_band"], band)
     ctx.update(range_min=rmin, range_max=rmax)
     pace = np.full(run.n, float(DEFAULT_PACE_WEEKS))
-    for j, rule in book.stages.get("pace", []):
-        pace = np.where(run.fire(j, rule), np.fmax(pace, rule.pace_weeks or 0), pace)
-    run.overruled |= stop[:, None] & run.fired & ~book.stops
-    active = run.fired & ~run.overruled
+    for j, rule in run.stage("pace"):
+        pace = np.where(run.fired[j], np.fmax(pace, rule.pace_weeks or 0), pace)
+    fired, overruled = run.fired, run.overruled
+    overruled |= stop & fired & ~book.stops[:, None]
+    active = fired & ~overruled
     # A bound set aside for a higher-priority bound keeps its advice (e.g. HD015's bone-stress
     # warning); only a hard referral silences advice.
-    advice = run.fired & book.has_advice & ~stop[:, None]
-    for j, rule in book.stages.get("bounds", []) + book.stages.get("advice", []):
-        if rule.advice_when is not None:
-            advice[:, j] &= _full(rule.advice_when(ctx), run.n)
+    advice = fired & book.has_advice[:, None] & ~stop
+    for j, when in run.advice_when.items():
+        advice[j] &= when
     base = probs[np.arange(run.n), band] if probs is not None else RULES_ONLY_CONFIDENCE
-    factor = np.where(active, book.factor, 1.0).prod(axis=1)
+    factor = np.where(active, book.factor, 1.0).prod(axis=0)
     factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
     direction = np.where(
         current > rmax, 1, np.where(current >= rmin, 0, np.where(current <= 2, 3, 2))
@@ -171,13 +227,13 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         book=book,
         ctx=ctx,
         probs=probs,
-        fired=run.fired,
-        overruled=run.overruled,
-        advice=advice,
+        fired=fired.T,
+        overruled=overruled.T,
+        advice=advice.T,
         floors=run.floors,
         ceilings=run.ceilings,
         reasons=run.reasons,
-        urgency=np.where(active, book.urgency, 0).max(axis=1, initial=0).astype(np.int8),
+        urgency=np.where(active, book.urgency[:, None], 0).max(axis=0, initial=0).astype(np.int8),
         model_band=model_band,
         band=band,
         allowed_min=lo,

@@ -113,10 +113,9 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def model_matrix(ctx: dict[str, np.ndarray]) -> np.ndarray:
     """The n x len(FEATURES) float matrix the classifier sees."""
-    X = np.empty((len(ctx["current"]), len(FEATURES)))
-    for j, value in enumerate(model_columns(ctx).values()):
-        X[:, j] = value
-    return X
+    n = len(ctx["current"])
+    flat = np.concatenate(list(model_columns(ctx).values()), dtype=np.float64, casting="unsafe")
+    return flat.reshape(len(FEATURES), n).T  # feature by feature in memory, n x features
 
 
 FEATURES: tuple[str, ...] = tuple(model_columns(derive(empty(0))))

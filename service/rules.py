@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from service.conditions import Compiled, Compiler, ConditionError, Kind
+from service.conditions import Compiler, ConditionError, Kind, Node
 from service.errors import HeeldropError
 from service.features import context_name
 from service.fields import FIELDS
@@ -74,7 +74,7 @@ class RuleError(HeeldropError):
 
 @dataclass(frozen=True)
 class Reason:
-    when: Compiled
+    when: Node
     text: str
 
 
@@ -85,19 +85,22 @@ class Rule:
     id: str
     name: str
     stage: str
-    when: Compiled
+    when: Node
     message: str
     rationale: str
     reasons: tuple[Reason, ...] = ()
     referral: str | None = None
     provisional: bool = False
-    floor: Compiled | None = None
-    ceiling: Compiled | None = None
+    floor: Node | None = None
+    ceiling: Node | None = None
     confidence: float | None = None
     pace_weeks: int | None = None
     band: str | None = None
     advice: str | None = None
-    advice_when: Compiled | None = None
+    advice_when: Node | None = None
+
+
+OPTIONS = {context_name(f.path): f.choices for f in FIELDS if f.kind == "enum"}
 
 
 def context_kinds() -> dict[str, Kind]:
@@ -121,16 +124,16 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
     if not re.search(r"Grade [ABC]|[Ss]ervice policy", raw["rationale"]):
         raise RuleError(f"{rid}: the rationale must state its evidence grade")
     kinds = context_kinds() | STAGE_VALUES.get(raw["stage"], {})
-    compiler = Compiler(kinds, ids)
+    compiler = Compiler(kinds, ids, OPTIONS)
     allowed = set(kinds) | TEMPLATE_EXTRAS
     try:
         reasons = tuple(
-            Reason(compiler.condition(r["when"]), r["text"]) for r in raw.get("reasons", ())
+            Reason(compiler.condition_tree(r["when"]), r["text"]) for r in raw.get("reasons", ())
         )
         if "when" in raw:
-            when = compiler.condition(raw["when"])
+            when = compiler.condition_tree(raw["when"])
         elif reasons:
-            when = compiler.condition(" or ".join(f"({r['when']})" for r in raw["reasons"]))
+            when = compiler.condition_tree(" or ".join(f"({r['when']})" for r in raw["reasons"]))
         else:
             raise RuleError(f"{rid}: needs 'when' or 'reasons'")
         texts = [raw["message"], *(r.text for r in reasons)]
@@ -147,13 +150,15 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
             reasons=reasons,
             referral=raw.get("referral"),
             provisional=raw.get("provisional", False),
-            floor=compiler.value(raw["floor"]) if "floor" in raw else None,
-            ceiling=compiler.value(raw["ceiling"]) if "ceiling" in raw else None,
+            floor=compiler.value_tree(raw["floor"]) if "floor" in raw else None,
+            ceiling=compiler.value_tree(raw["ceiling"]) if "ceiling" in raw else None,
             confidence=raw.get("confidence"),
             pace_weeks=raw.get("pace_weeks"),
             band=raw.get("band"),
             advice=raw.get("advice"),
-            advice_when=compiler.condition(raw["advice_when"]) if "advice_when" in raw else None,
+            advice_when=(
+                compiler.condition_tree(raw["advice_when"]) if "advice_when" in raw else None
+            ),
         )
     except (ConditionError, KeyError) as exc:
         raise RuleError(f"{rid}: {exc}") from None

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.conditions import Compiler, ConditionError
+from service.conditions import Compiler, ConditionError, Program
 
 NAN = np.nan
 KINDS = {"x": "number", "y": "number", "b": "bool", "f": "flag", "t": "text"}
@@ -184,3 +184,28 @@ def test_a_compiled_condition_is_reusable_across_contexts():
     compiled = COMPILER.condition("x >= 3")
     assert compiled({"x": np.array([3.0])}).tolist() == [True]
     assert compiled({"x": np.array([2.0, 4.0, NAN])}).tolist() == [False, True, False]
+
+
+def test_a_text_compared_with_an_option_it_never_has_fails_at_compile_time():
+    compiler = Compiler(KINDS, options={"t": ("front", "back", "both")})
+    assert compiler.condition("t in ('front', 'both')")(context()).tolist() == [
+        True, True, False, False,
+    ]  # fmt: skip
+    for text in ("t == 'frnt'", "t in ('front', 'sideways')", "'calf' != t"):
+        with pytest.raises(ConditionError, match="is never"):
+            compiler.condition(text)
+
+
+def test_a_program_computes_each_shared_part_once_and_answers_every_key():
+    trees = {
+        "one": COMPILER.condition_tree("x >= 3 and f"),
+        "two": COMPILER.condition_tree("x >= 3 or missing(y)"),
+        "bound": COMPILER.value_tree("max(x, 4)"),
+    }
+    program = Program(trees)
+    assert program.source.count("np.greater_equal(") == 1
+    out = program(context())
+    assert out.keys() == trees.keys()
+    assert out["one"].tolist() == [False, False, True, False]
+    assert out["two"].tolist() == [False, True, True, False]
+    assert out["bound"].tolist() == [4.0, 4.0, 5.0, 4.0]

@@ -607,6 +607,8 @@ def test_a_well_formed_table_loads(tmp_path):
                      id="number-as-condition"),
         pytest.param('floor = "6"', 'floor = "ktw_min < 6"', "number", id="condition-as-floor"),
         pytest.param('name = "severe-df-restriction"\n', "", "name", id="missing-name"),
+        pytest.param('when = "ktw_min < 6"', 'when = "restriction_felt == \'calf\'"', "calf",
+                     id="enum-option-that-does-not-exist"),
     ],
 )  # fmt: skip
 def test_the_loader_refuses_a_broken_rule(tmp_path, old, new, complaint):
