@@ -20,6 +20,7 @@ from service.errors import error_body
 from service.keys import KeyStore
 from service.logs import configure as configure_logs
 from service.metrics import LATENCY, REQUESTS
+from service.ratelimit import storage_uri
 from service.registry import Registry
 from service.schemas import flatten_errors
 from service.serving import Serving
@@ -55,7 +56,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=config.max_batch_body_bytes,
-        RATELIMIT_STORAGE_URI=config.ratelimit_storage_url,
+        RATELIMIT_STORAGE_URI=storage_uri(config.ratelimit_storage_url),
         RATELIMIT_APPLICATION=config.rate_limit,  # one budget per key, shared by every route
         RATELIMIT_HEADERS_ENABLED=True,
         API_SPEC_OPTIONS={

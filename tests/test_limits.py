@@ -111,3 +111,29 @@ def test_two_app_instances_sharing_redis_share_the_limit(make_app, tokens, redis
     assert_limited(second.get("/v1/model", headers=one))
     assert_limited(first.get("/v1/model", headers=one))
     assert second.get("/v1/model", headers=two).status_code == 200
+
+
+def test_a_window_that_has_passed_lets_the_key_in_again(make_app, tokens):
+    """In-memory counters expire on read, though the sweep of old counters runs once a second."""
+    import time
+
+    one, _ = tokens
+    client = make_app(rate_limit="2/second").test_client()
+    assert [client.get("/v1/model", headers=one).status_code for _ in range(2)] == [200] * 2
+    assert_limited(client.get("/v1/model", headers=one))
+    time.sleep(1.05)
+    assert client.get("/v1/model", headers=one).status_code == 200
+
+
+def test_in_memory_limits_start_no_thread_per_request(make_app, tokens):
+    import threading
+
+    one, _ = tokens
+    client = make_app(rate_limit="1000/minute").test_client()
+    client.get("/v1/model", headers=one)
+    before = {t.name for t in threading.enumerate()}
+    started = set()
+    for _ in range(100):
+        client.get("/v1/model", headers=one)
+        started |= {t.name for t in threading.enumerate()} - before  # names are never reused
+    assert len(started) <= 1
