@@ -149,39 +149,50 @@ def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
     return bool(binds and (excluded or trimmed))
 
 
+# The summary's sentences, shared with the batch scorer's vectorised summaries.
+LEADS = {
+    "keep": "Keep an effective heel drop of {span} ({band}): your {now:g} mm fits.",
+    "lower_gradually": "Lower gradually from {now:g} mm to {span} ({band}), in steps.",
+    "raise": "Raise your effective heel drop from {now:g} mm to {span} ({band}).",
+    "step_back_up": "Step back up from {now:g} mm to {span} ({band}).",
+}
+UNTIL_THEN = "Until then, keep your current {now:g} mm."
+SET_ASIDE = "Set aside for a higher-priority rule: {names}."
+NO_MODEL = "No model is loaded, so this answer comes from the rules alone."
+AGREES = "The classifier agrees: {top} is its most likely band ({p:.0%})."
+MOVED = (
+    "The classifier's own top band was {top} ({p:.0%}); the rules above moved the answer to {band}."
+)
+
+
+def span(lo: int, hi: int) -> str:
+    return f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
+
+
+def classifier_says(top: str, band: str, p: float) -> str:
+    return (AGREES if top == band else MOVED).format(top=top, band=band, p=p)
+
+
 def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[str, Rule]) -> str:
-    current, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
-    lo, hi = int(d.range_min[i]), int(d.range_max[i])
-    span = f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
+    now, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
     active = [f for f in firings if not f["overruled"]]
     urgency = URGENCY[d.urgency[i]]
     if any(f["effect"].endswith("no change of shoes") for f in active):
         reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
-        return f"{reasons} Until then, keep your current {current:g} mm."
-    direction = DIRECTIONS[d.direction[i]]
-    lead = {
-        "keep": f"Keep an effective heel drop of {span} ({band}): your {current:g} mm fits.",
-        "lower_gradually": f"Lower gradually from {current:g} mm to {span} ({band}), in steps.",
-        "raise": f"Raise your effective heel drop from {current:g} mm to {span} ({band}).",
-        "step_back_up": f"Step back up from {current:g} mm to {span} ({band}).",
-    }[direction]
+        return f"{reasons} {UNTIL_THEN.format(now=now)}"
+    lead = LEADS[DIRECTIONS[d.direction[i]]].format(
+        span=span(int(d.range_min[i]), int(d.range_max[i])), band=band, now=now
+    )
     why = [f["message"] for f in active if _shaped(d, i, by_id[f["id"]])][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
     if set_aside:
-        parts.append(f"Set aside for a higher-priority rule: {'; '.join(set_aside)}.")
+        parts.append(SET_ASIDE.format(names="; ".join(set_aside)))
     if d.probs is None:
-        parts.append("No model is loaded, so this answer comes from the rules alone.")
+        parts.append(NO_MODEL)
     else:
         top = int(d.model_band[i])
-        p = float(d.probs[i, top])
-        if top == d.band[i]:
-            parts.append(f"The classifier agrees: {BANDS[top]} is its most likely band ({p:.0%}).")
-        else:
-            parts.append(
-                f"The classifier's own top band was {BANDS[top]} ({p:.0%}); "
-                f"the rules above moved the answer to {band}."
-            )
+        parts.append(classifier_says(BANDS[top], band, float(d.probs[i, top])))
     if urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
     return " ".join(parts)
