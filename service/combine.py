@@ -32,9 +32,10 @@ class RuleBook:
         for j, rule in enumerate(rules):
             self.stages[rule.stage].append((j, rule))
         late = {j for j, rule in enumerate(rules) if any(_late(t) for _, t in _trees(rule))}
-        self.early_rows = [j for j in range(len(rules)) if j not in late]
-        self.early_set = frozenset(self.early_rows)
-        self.early = Program({k: t for j in self.early_rows for k, t in _trees(rules[j])})
+        self.early_rows = np.array([j for j in range(len(rules)) if j not in late], dtype=np.intp)
+        self.early_set = frozenset(self.early_rows.tolist())
+        self.early_keys = [(rules[j].id, "when") for j in self.early_rows.tolist()]
+        self.early = Program({k: t for j in self.early_rows.tolist() for k, t in _trees(rules[j])})
         self.late = {
             stage: Program({k: t for j, rule in members if j in late for k, t in _trees(rule)})
             for stage, members in self.stages.items()
@@ -116,10 +117,10 @@ class _Run:
         self.floors: dict[str, np.ndarray] = {}
         self.ceilings: dict[str, np.ndarray] = {}
         self.values = book.early(ctx)
-        masks = [_full(self.values[book.rules[j].id, "when"], n) for j in book.early_rows]
-        self.fired[book.early_rows] = np.concatenate(masks).reshape(len(masks), n)
-        hits = self.fired[book.early_rows].any(axis=1)
-        self.hit = {book.early_rows[k] for k in np.flatnonzero(hits)}
+        early = np.concatenate([self.values[key] for key in book.early_keys])
+        early = early.reshape(len(book.early_keys), n)
+        self.fired[book.early_rows] = early
+        self.hit = set(book.early_rows[early.any(axis=1)].tolist())
 
     def stage(self, name: str) -> list[tuple[int, Rule]]:
         """Fire a stage's rules; the ones that fired on some row."""
@@ -183,7 +184,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     stop = (run.fired & book.stops[:, None]).any(axis=0)
     lo, hi = run.bounds()
     run.stage("advice")
-    ctx["fired"] = {rule.id: run.fired[j] for j, rule in enumerate(book.rules)}
+    ctx["fired"] = dict(zip(book.index, run.fired, strict=True))
     model_band, band = _choose_band(current, probs, lo, hi)
     for j, _ in run.stage("band"):
         mask = run.fired[j]

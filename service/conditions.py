@@ -239,6 +239,17 @@ class Program:
         return dict(zip(self.keys, self._run(ctx), strict=True))
 
 
+def reads(tree: Node) -> set[str]:
+    """The context names an expression reads (`fired` for fired())."""
+    if tree[0] == "name":
+        return {tree[1]}
+    if tree[0] == "fired":
+        return {"fired"}
+    if tree[0] == "const":
+        return set()
+    return set().union(*(reads(child) for child in tree[1:]))
+
+
 def _single(tree: Node) -> Compiled:
     program = Program({0: tree})
     return lambda ctx: program._run(ctx)[0]

@@ -23,9 +23,12 @@ def context_name(path: str) -> str:
     return path.split(".", 1)[1].replace(".", "_") if "." in path else path
 
 
+_BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last band
+
+
 def band_of(drop: np.ndarray) -> np.ndarray:
     """Index into BANDS of the band holding each (possibly fractional) drop."""
-    return np.searchsorted(BAND_HI + 0.5, drop, side="right").clip(0, len(BANDS) - 1)
+    return np.searchsorted(_BAND_EDGES, drop, side="right")
 
 
 _CONTEXT_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from service.conditions import Compiler, ConditionError, Kind, Node
+from service.conditions import Compiler, ConditionError, Kind, Node, reads
 from service.errors import HeeldropError
 from service.features import context_name
 from service.fields import FIELDS
@@ -136,6 +136,8 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
             when = compiler.condition_tree(" or ".join(f"({r['when']})" for r in raw["reasons"]))
         else:
             raise RuleError(f"{rid}: needs 'when' or 'reasons'")
+        if not all(reads(tree) for tree in (when, *(r.when for r in reasons))):
+            raise RuleError(f"{rid}: a condition must read something from the request")
         texts = [raw["message"], *(r.text for r in reasons)]
         bad = set().union(*(_template_names(t) for t in texts)) - allowed
         if bad:

@@ -609,6 +609,8 @@ def test_a_well_formed_table_loads(tmp_path):
         pytest.param('name = "severe-df-restriction"\n', "", "name", id="missing-name"),
         pytest.param('when = "ktw_min < 6"', 'when = "restriction_felt == \'calf\'"', "calf",
                      id="enum-option-that-does-not-exist"),
+        pytest.param('when = "ktw_min < 6"', 'when = "3 > 2"', "read something",
+                     id="condition-reading-nothing"),
     ],
 )  # fmt: skip
 def test_the_loader_refuses_a_broken_rule(tmp_path, old, new, complaint):
