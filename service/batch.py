@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import compress
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,11 +29,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from service.combine import DIRECTIONS, Decisions
 from service.config import Config
 from service.errors import InvalidInput, ModelRefused
+from service.explain import _Values
 from service.features import BAND_HI, BAND_LO
 from service.fields import BANDS, BY_PATH
 from service.files import atomic_path
@@ -69,7 +72,6 @@ _DELIMITS = np.zeros(256, dtype=bool)  # what may stand next to a quote that ope
 _DELIMITS[[QUOTE, COMMA, LF, CR]] = True
 _FORMULA = np.zeros(256, dtype=bool)  # OWASP: a cell starting with these may run as a formula
 _FORMULA[[ord(c) for c in "=+-@\t\r"]] = True
-_NUMBER = re.compile(NUMBER)
 T = TypeVar("T")
 
 
@@ -396,54 +398,53 @@ def known_columns(names: list[str]) -> dict[str, str]:
 def score_table(table: pa.Table, known: Mapping[str, str], recommender: "Recommender") -> pa.Table:
     """The input columns untouched, then the rec_ columns (rec_error without its row number)."""
     n = table.num_rows
-    reasons = table.column(MALFORMED).to_numpy(zero_copy_only=False).astype(object)
+    malformed = table.column(MALFORMED)
     table = table.drop_columns([MALFORMED])
     checked = check_columns({path: table.column(col) for path, col in known.items()}, n)
-    for row, problems in checked.errors.items():
-        if reasons[row] is None:
-            reasons[row] = "; ".join(f"{p} {m}" for p, msgs in problems.items() for m in msgs)
-    ok = np.fromiter((reason is None for reason in reasons), dtype=bool, count=n)
-    rec: dict[str, pa.Array] = {
-        "rec_status": pc.take(pa.array(["error", "ok"]), pa.array(ok.astype(np.int8))),
-        "rec_error": pa.array(reasons, type=pa.string()),
-    }
-    d = None
+    ok = malformed.is_null().to_numpy(zero_copy_only=False)
+    ok[list(checked.errors)] = False
+    if ok.all():
+        errors: pa.Array = pa.nulls(n, pa.string())
+    else:
+        reasons = malformed.to_numpy(zero_copy_only=False).astype(object)
+        for row, problems in checked.errors.items():
+            if reasons[row] is None:
+                reasons[row] = "; ".join(f"{p} {m}" for p, msgs in problems.items() for m in msgs)
+        errors = pa.array(reasons, type=pa.string())
+    rec = {"rec_status": pc.if_else(pa.array(ok), "ok", "error"), "rec_error": errors}
     if ok.any():
-        d, _ = recommender.decide({path: values[ok] for path, values in checked.columns.items()})
-    rec |= _decided(d, ok, recommender.model.version if recommender.model else None)
+        cols = checked.columns if ok.all() else {p: v[ok] for p, v in checked.columns.items()}
+        d, _ = recommender.decide(cols)
+        version = recommender.model.version if recommender.model else None
+        rec |= {name: _spread(values, ok) for name, values in _decided(d, version).items()}
+    else:
+        rec |= {f.name: pa.nulls(n, f.type) for f in OUTPUT if f.name not in rec}
     return pa.Table.from_arrays([*table.columns, *(rec[f.name] for f in OUTPUT)],
                                 schema=pa.schema([*table.schema, *OUTPUT]))  # fmt: skip
 
 
-def _decided(d: Decisions | None, ok: np.ndarray, version: str | None) -> dict[str, pa.Array]:
-    """The decision columns for every row; null where the row is an error."""
-    n, none = len(ok), ~ok
-    if d is None:
-        return {
-            f.name: pa.nulls(n, f.type) for f in OUTPUT if f.name not in ("rec_status", "rec_error")
-        }
+def _spread(values: pa.Array, ok: np.ndarray) -> pa.Array:
+    """Values of the ok rows placed at those rows, null at the others."""
+    if ok.all():
+        return values
+    at = np.cumsum(ok) - 1
+    return pc.take(values, pa.array(at, mask=~ok))
 
-    def spread(values: np.ndarray, dtype: Any = np.int64) -> np.ndarray:
-        out = np.zeros(n, dtype=dtype)
-        out[ok] = values
-        return out
 
-    def text(choices: Any, codes: np.ndarray) -> pa.Array:
-        if not isinstance(choices, pa.Array):
-            choices = pa.array(list(choices), type=pa.string())
-        return pc.take(choices, pa.array(spread(codes), mask=none))
-
-    rule_texts, rules = rule_ids(d)
+def _decided(d: Decisions, version: str | None) -> dict[str, pa.Array]:
+    """The decision columns of the decided rows."""
+    rules, fired, overruled = by_id(d)
+    rule_texts, rule_codes = rule_ids(rules, fired & ~overruled)
     return {
-        "rec_drop_min_mm": pa.array(spread(d.range_min), mask=none),
-        "rec_drop_max_mm": pa.array(spread(d.range_max), mask=none),
-        "rec_band": text(BANDS, d.band),
-        "rec_direction": text(DIRECTIONS, d.direction),
-        "rec_confidence": pa.array(spread(round4(d.confidence), np.float64), mask=none),
-        "rec_refer": pa.array(spread(d.urgency > 0, bool), mask=none),
-        "rec_rules": text(rule_texts, rules),
-        "rec_summary": text(summaries(d), np.arange(len(d.band))),
-        "rec_model_version": text([version], np.zeros(len(d.band), dtype=np.int64)),
+        "rec_drop_min_mm": pa.array(d.range_min),
+        "rec_drop_max_mm": pa.array(d.range_max),
+        "rec_band": pc.take(pa.array(BANDS), pa.array(d.band)),
+        "rec_direction": pc.take(pa.array(DIRECTIONS), pa.array(d.direction)),
+        "rec_confidence": pa.array(round4(d.confidence)),
+        "rec_refer": pa.array(d.urgency > 0),
+        "rec_rules": pc.take(pa.array(rule_texts, pa.string()), pa.array(rule_codes)),
+        "rec_summary": summaries(d, rules, fired, overruled),
+        "rec_model_version": pa.repeat(pa.scalar(version, pa.string()), len(d.band)),
     }
 
 
@@ -456,37 +457,56 @@ def round4(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One row index per distinct combination of keys, and each row's combination number.
 
     Floats compare by their bits, so rows grouped together format identically.
     """
-    combined = np.zeros(len(keys[0]), dtype=np.int64)
+    n = len(keys[0])
+    combined, space = np.zeros(n, dtype=np.int64), 1
     for key in keys:  # fold the keys into one integer, re-numbering before it could overflow
-        if key.dtype.kind in "biu" and len(key) and int(key.max()) - int(key.min()) < 1 << 16:
-            code, size = key.astype(np.int64) - int(key.min()), int(key.max()) - int(key.min()) + 1
-        else:
-            if key.dtype.kind == "f":
-                key = np.ascontiguousarray(key, dtype=np.float64).view(np.int64)
-            values, inverse = np.unique(key, return_inverse=True)
-            code, size = inverse.reshape(-1), len(values)
-        if combined.max(initial=0) >= (1 << 62) // max(size, 1):
-            combined = np.unique(combined, return_inverse=True)[1].reshape(-1)
-        combined = combined * size + code
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+        code, size = _codes(key)
+        if space * size >= 1 << 62:
+            values, inverse = np.unique(combined, return_inverse=True)
+            combined, space = inverse.reshape(-1), len(values)
+        combined, space = combined * size + code, space * size
+    if space > 4 * n + 1024:
+        _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+        return first, inverse.reshape(-1)
+    seen = np.zeros(space, dtype=bool)  # a small key space: number the keys without sorting
+    seen[combined] = True
+    number = np.cumsum(seen) - 1
+    inverse = number[combined]
+    first = np.zeros(np.count_nonzero(seen), dtype=np.int64)
+    first[inverse] = np.arange(n)  # any row of a group stands for it
+    return first, inverse
 
 
-def rule_ids(d: Decisions) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's applied rules (fired, not overruled) by id, joined by ';', as (texts, codes)."""
-    ids = np.array([r.id for r in d.book.rules])
-    order = np.argsort(ids, kind="stable")
-    active = (d.fired & ~d.overruled)[:, order]
-    if not len(active):
-        return np.array([""], dtype=object), np.zeros(0, dtype=np.int64)
-    first, codes = _distinct(*np.packbits(active, axis=1).T)
-    texts = np.array([";".join(ids[order][active[i]]) for i in first], dtype=object)
-    return texts, codes
+def _codes(key: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's number among `key`'s values, and how many numbers there may be."""
+    if key.dtype.kind in "biu" and len(key):
+        lo, hi = int(key.min()), int(key.max())
+        if hi - lo < 1 << 16:
+            return key.astype(np.int64) - lo, hi - lo + 1
+    if key.dtype.kind == "f":
+        key = np.ascontiguousarray(key, dtype=np.float64).view(np.int64)
+    values, inverse = np.unique(key, return_inverse=True)
+    return inverse.reshape(-1), len(values)
+
+
+def by_id(d: Decisions) -> tuple[list[Rule], np.ndarray, np.ndarray]:
+    """The rules in id order (as responses list them), and their fired and overruled flags,
+    rule by rule (rules x rows)."""
+    rules = sorted(d.book.rules, key=lambda r: r.id)
+    cols = [d.book.index[r.id] for r in rules]
+    return rules, d.fired.T[cols], d.overruled.T[cols]
+
+
+def rule_ids(rules: list[Rule], active: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Each row's applied rules (`active`, rules x rows) joined by ';', as (texts, codes)."""
+    first, codes = distinct(*np.packbits(active, axis=0))
+    ids = [r.id for r in rules]
+    return [";".join(compress(ids, flags)) for flags in active[:, first].T.tolist()], codes
 
 
 class _Parts:
@@ -503,7 +523,7 @@ class _Parts:
 
 
 def _shaped(d: Decisions, rules: list[Rule]) -> np.ndarray:
-    """explain's `_shaped` for every row and rule: set the band, widened the range, or a
+    """explain's `_shaped` for every rule and row: set the band, widened the range, or a
     binding bound that excluded the model's top band or trimmed the chosen one."""
     lo, hi = d.allowed_min, d.allowed_max
     top = np.where(d.model_band >= 0, d.model_band, d.band)
@@ -520,7 +540,7 @@ def _shaped(d: Decisions, rules: list[Rule]) -> np.ndarray:
         if rule.id in d.ceilings:
             shaped[j] |= d.ceilings[rule.id] == hi
         shaped[j] &= moved
-    return shaped.T
+    return shaped
 
 
 def _inputs(d: Decisions, rule: Rule, rows: np.ndarray) -> list[np.ndarray]:
@@ -547,85 +567,86 @@ def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.n
     """Codes of the rule's message for `rows`, formatted once per distinct set of inputs."""
     values = _inputs(d, rule, rows)
     if values:
-        first, which = _distinct(*values)
+        first, which = distinct(*values)
     else:
         first, which = np.zeros(1, dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
-    from service.explain import _Values  # explain's own filler, so messages match the API's
-
     texts = [rule.message.format_map(_Values(d, int(rows[f]), rule)) for f in first]
     return parts.add(texts, which)
 
 
-def _running(mask: np.ndarray) -> np.ndarray:
-    """How many of each row's flags are set up to and including each column."""
-    return np.cumsum(mask, axis=1, dtype=np.int16)
-
-
-def summaries(d: Decisions) -> pa.Array:
+def summaries(
+    d: Decisions, rules: list[Rule], fired: np.ndarray, overruled: np.ndarray
+) -> pa.Array:
     """Every row's `explanation.summary`, worded exactly as explain's `_summary`.
 
-    Built from distinct parts (messages per distinct input, leads per distinct drop and range)
-    joined in arrow, so the Python work grows with the variety of answers, not the row count.
+    `rules` in id order, with their flags rule by rule (`by_id`). A row's parts go into slots:
+    after a hard referral, its referral messages then the advice to keep the current drop;
+    otherwise the lead (slot 0), up to three messages of rules that shaped the answer (1-3),
+    the rules set aside (4), the classifier's view (5) and a referral's message (6). Parts are
+    formatted once per distinct input and joined in arrow, so the Python work grows with the
+    variety of answers, not the row count.
     """
     n = len(d.band)
-    rules = sorted(d.book.rules, key=lambda r: r.id)
-    cols = [d.book.index[r.id] for r in rules]
-    fired, overruled = d.fired[:, cols], d.overruled[:, cols]
     active = fired & ~overruled
-    referral = np.array([bool(r.referral) for r in rules])
-    hard = referral & ~np.array([r.provisional for r in rules])
-    stop = (active & hard).any(axis=1)
-    go = ~stop[:, None]
+    hard = [bool(r.referral) and not r.provisional for r in rules]
+    stop = active[hard].any(axis=0)
+    go = ~stop
     shaped = _shaped(d, rules) & active & go
-    why = shaped & (_running(shaped) <= 3)
-    refer_first = active & referral & (_running(active & referral) == 1)
-    urgent = refer_first & go & (d.urgency > 0)[:, None]
-    aside = fired & overruled & go
-    reasons = active & referral & stop[:, None]
+    tell_referral = go & (d.urgency > 0)
     parts = _Parts()
-    message = np.zeros((n, len(rules)), dtype=np.int64)
-    prefix = np.zeros_like(message)
-    needed = np.ascontiguousarray((why | urgent | aside | reasons).T)  # rule by rule
+    slots = np.zeros((max(7, sum(bool(r.referral) for r in rules) + 1), n), dtype=np.int64)
+    said = np.zeros(n, dtype=np.int64)  # messages in slots so far: why's, or a stop's reasons
+    aside = np.zeros(n, dtype=np.int64)  # the rules set aside so far, by code into `asides`
+    asides = [""]
+    nothing = np.zeros(n, dtype=bool)
     for j, rule in enumerate(rules):
-        rows = np.flatnonzero(needed[j])
-        if rows.size:
-            message[rows, j] = _messages(d, rule, rows, parts)
-            said = aside[rows, j]
-            split = [parts.texts[c].split(":")[0] for c in message[rows[said], j]]
-            prefix[rows[said], j] = parts.add(split, np.arange(len(split)))
-    width = max(7, int(referral.sum()) + 1)
-    slots = np.zeros((n, width), dtype=np.int64)
-    current = d.ctx["current"]
-    # A hard referral: the referral messages, then keep the current drop.
-    at = _running(reasons) - 1
-    rows, js = np.nonzero(reasons)
-    slots[rows, at[rows, js]] = message[rows, js]
+        why = shaped[j] & (said < 3)
+        reasons = urgent = nothing
+        if rule.referral:
+            reasons = active[j] & stop
+            urgent, tell_referral = active[j] & tell_referral, tell_referral & ~active[j]
+        set_aside = fired[j] & overruled[j] & go
+        rows = np.flatnonzero(why | reasons | urgent | set_aside)
+        if not rows.size:
+            continue
+        message = np.zeros(n, dtype=np.int64)
+        message[rows] = _messages(d, rule, rows, parts)
+        at = np.flatnonzero(why)
+        slots[said[at] + 1, at] = message[at]
+        at = np.flatnonzero(reasons)
+        slots[said[at], at] = message[at]
+        said += why | reasons
+        at = np.flatnonzero(urgent)
+        slots[6, at] = message[at]
+        at = np.flatnonzero(set_aside)
+        if at.size:  # extend each row's list of names by this rule's (its message's head)
+            first, which = distinct(aside[at], message[at])
+            for f in first:
+                name = parts.texts[message[at[f]]].split(":")[0]
+                asides.append(f"{asides[aside[at[f]]]}; {name}" if aside[at[f]] else name)
+            aside[at] = len(asides) - len(first) + which
     stops = np.flatnonzero(stop)
-    if stops.size:
-        first, which = _distinct(current[stops])
-        tails = [f"Until then, keep your current {float(current[stops[f]]):g} mm." for f in first]
-        slots[stops, reasons[stops].sum(axis=1)] = parts.add(tails, which)
-    rest = np.flatnonzero(~stop)
+    if stops.size:  # a hard referral: the referral messages, then keep the current drop
+        current = d.ctx["current"][stops]
+        first, which = distinct(current)
+        tails = [f"Until then, keep your current {float(current[f]):g} mm." for f in first]
+        slots[said[stops], stops] = parts.add(tails, which)
+    rest = np.flatnonzero(go)
     if rest.size:
-        slots[rest, 0] = _leads(d, rest, parts)
-        at = _running(why)
-        rows, js = np.nonzero(why)
-        slots[rows, at[rows, js]] = message[rows, js]
-        slots[rest, 4] = _set_aside(prefix[rest], parts)
-        slots[rest, 5] = _classifier(d, rest, parts)
-        rows, js = np.nonzero(urgent)
-        slots[rows, 6] = message[rows, js]
-    # " ".join of each row's parts, in arrow: slot 0 is never empty, later parts bring a space
-    first = pa.array(parts.texts, type=pa.string())
-    later = pa.array(["", *(" " + t for t in parts.texts[1:])], type=pa.string())
-    columns = [pc.take(later if k else first, pa.array(slots[:, k])) for k in range(width)]
-    return pc.binary_join_element_wise(*columns, "")
+        slots[0, rest] = _leads(d, rest, parts)
+        slots[5, rest] = _classifier(d, rest, parts)
+        at = np.flatnonzero(aside)
+        texts = [f"Set aside for a higher-priority rule: {names}." for names in asides[1:]]
+        slots[4, at] = parts.add(texts, aside[at] - 1)
+    texts = pa.array(parts.texts, type=pa.string())
+    columns = [pc.take(texts, pa.array(codes, mask=codes == 0)) for codes in slots]
+    return pc.binary_join_element_wise(*columns, " ", null_handling="skip")
 
 
 def _leads(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
     current, band = d.ctx["current"][rows], d.band[rows]
     lo, hi, direction = d.range_min[rows], d.range_max[rows], d.direction[rows]
-    first, which = _distinct(current, band, lo, hi, direction)
+    first, which = distinct(current, band, lo, hi, direction)
     texts = []
     for f in first:
         now, name = float(current[f]), BANDS[band[f]]
@@ -641,21 +662,6 @@ def _leads(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
     return parts.add(texts, which)
 
 
-def _set_aside(prefix: np.ndarray, parts: _Parts) -> np.ndarray:
-    said = np.flatnonzero(prefix.any(axis=1))
-    codes = np.zeros(len(prefix), dtype=np.int64)
-    if said.size:
-        first, which = _distinct(*prefix[said].T)
-        texts = [
-            "Set aside for a higher-priority rule: "
-            + "; ".join(parts.texts[c] for c in prefix[said[f]] if c)
-            + "."
-            for f in first
-        ]
-        codes[said] = parts.add(texts, which)
-    return codes
-
-
 def _classifier(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
     if d.probs is None:
         return parts.add(
@@ -665,7 +671,7 @@ def _classifier(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
     top, band = d.model_band[rows], d.band[rows]
     p = d.probs[rows, top]
     # f"{p:.0%}" formats p * 100 rounded half to even, which is what rint does to the same double
-    first, which = _distinct(top, band, np.rint(p * 100))
+    first, which = distinct(top, band, np.rint(p * 100))
     texts = []
     for f in first:
         top_name, pct = BANDS[top[f]], f"{float(p[f]):.0%}"
@@ -699,10 +705,9 @@ def defuse(values: pa.Array) -> pa.Array:
     risky = np.flatnonzero(_FORMULA[head] & np.greater(ends, starts))
     if not risky.size:
         return values
+    number = pc.fill_null(pc.match_substring_regex(values.take(pa.array(risky)), NUMBER), True)
     formula = np.zeros(n, dtype=bool)
-    for i in risky:
-        cell = values[int(i)].as_py()
-        formula[i] = cell is not None and not _NUMBER.fullmatch(cell)
+    formula[risky] = ~number.to_numpy(zero_copy_only=False)
     quote, nothing = pa.scalar("'", values.type), pa.scalar("", values.type)
     escaped = pc.binary_join_element_wise(quote, values, nothing)
     return pc.if_else(pa.array(formula), escaped, values)
@@ -787,7 +792,12 @@ def score_local(
     def work(piece: Any) -> pa.Table:
         return sink.prepare(score_table(source.table(piece), known, recommender))
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="score") as pool:
+    # The chunks are the parallelism: BLAS threads inside each chunk's model call would only
+    # spin beside them (about a third more CPU time). Dask workers get the same limit from Dask.
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="score") as pool,
+    ):
         for table in ordered(lambda piece: pool.submit(work, piece), source.pieces(), ahead=jobs):
             sink.write(table)
             progress.update(table.num_rows)

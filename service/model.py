@@ -55,8 +55,11 @@ class LinearSoftmax:
     beta: float
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.where(np.isnan(X), self.fill, X)
-        logits = ((X - self.mean) / self.scale) @ self.coef.T + self.intercept
+        X = np.where(np.isnan(X), self.fill, X)  # a new array: the steps below work in place
+        X -= self.mean
+        X /= self.scale
+        logits = X @ self.coef.T
+        logits += self.intercept
         logits *= self.beta
         logits -= logits.max(axis=1, keepdims=True)
         np.exp(logits, out=logits)
