@@ -14,7 +14,7 @@ from service.rules import Rule
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
 TOP_FACTORS = 4
 GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
-_GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
+GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
 _GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
 _GROUP_FIRST = {
     g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS
@@ -32,16 +32,22 @@ IMPORTANT_INPUTS = (
 def attributions(model: ServingModel, X: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Per row and input: log p(top band) minus its value with that input set to typical.
 
-    Occlusion against the training medians: one batched model call, and it names inputs a
-    person gave rather than encoded columns. Positive = this input raised the top band.
+    Occlusion against the training medians (the imputer's fill), so it names inputs a person
+    gave rather than encoded columns. Positive = this input raised the top band. The model is
+    linear before its softmax, so setting a group of inputs to typical moves every band's logit
+    by that group's share of (x - typical) / scale . coef: all groups at once, without
+    re-running the model once per group.
     """
-    n, g = len(X), len(GROUPS)
-    rows = np.arange(n)
+    fast = model.fast
+    rows = np.arange(len(X))
     top = probs.argmax(axis=1)
-    occluded = np.where(_GROUP_MASK[None, :, :], model.baseline, X[:, None, :])
-    p_occ = model.predict_proba(occluded.reshape(n * g, -1)).reshape(n, g, len(BANDS))
-    p_top_occluded = p_occ[rows[:, None], np.arange(g)[None, :], top[:, None]]
-    return np.log(probs[rows, top])[:, None] - np.log(p_top_occluded)
+    away = (np.where(np.isnan(X), fast.fill, X) - fast.fill) / fast.scale
+    shift = (away[:, None, :] * GROUP_MASK) @ (fast.coef.T * fast.beta)  # n x groups x bands
+    logp = np.log(probs)
+    occluded = logp[:, None, :] - shift
+    peak = occluded.max(axis=2, keepdims=True)
+    norm = np.log(np.exp(occluded - peak).sum(axis=2)) + peak[:, :, 0]
+    return (logp[rows, top][:, None] - occluded[rows, :, top]) + norm
 
 
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
