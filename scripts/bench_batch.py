@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from service.batch import OUTPUT
+from service.batch_columns import OUTPUT
 from service.cohort import write_cohort
 from service.config import Config
 from service.registry import Registry

@@ -15,7 +15,10 @@ import pandas as pd
 import pyarrow as pa
 from distributed import Client, LocalCluster
 
-from service.batch import MALFORMED, OUTPUT, Input, Sink, known_columns, ordered, score_table
+from service.batch import ordered
+from service.batch_columns import OUTPUT, score_table
+from service.batch_input import MALFORMED, Input, known_columns
+from service.batch_output import Sink
 from service.errors import InvalidInput
 from service.model import ServingModel
 from service.recommend import Recommender

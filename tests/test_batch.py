@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service import batch, cli
+from service import batch, batch_columns, batch_input, batch_output, cli, csv_records
 from service.cohort import write_cohort
 from service.config import Config
 from service.errors import InvalidInput
@@ -151,7 +151,7 @@ def expected(recommender: Any, flat: dict[str, Any]) -> dict[str, Any] | None:
 def got(row: dict[str, str]) -> dict[str, Any] | None:
     if row["rec_status"] != "ok":
         return None
-    out: dict[str, Any] = {k: row[k] for k in batch.OUTPUT.names[2:]}
+    out: dict[str, Any] = {k: row[k] for k in batch_columns.OUTPUT.names[2:]}
     out["rec_confidence"] = float(out["rec_confidence"])
     return out
 
@@ -209,7 +209,7 @@ def test_confidence_rounds_to_four_places_exactly_as_python_round():
     rng = np.random.default_rng(0)
     halves = (np.arange(20_000) + 0.5) / 1e4  # ties in decimal, near-ties in binary
     x = np.concatenate([rng.random(20_000), halves, np.nextafter(halves, 0)])
-    assert batch.round4(x).tolist() == [round(v, 4) for v in x.tolist()]
+    assert batch_columns.round4(x).tolist() == [round(v, 4) for v in x.tolist()]
 
 
 # --- nothing lost ------------------------------------------------------------------------------
@@ -258,13 +258,13 @@ def test_every_record_gets_one_row_in_order_and_bad_ones_say_which_row_and_why(
     if blanks:  # blank lines are not records
         text = text.replace(f"{newline}r1,", f"{newline}{newline}r1,")
     src.write_bytes(text.encode())
-    source = batch.open_input(src, 10)
-    assert isinstance(source, batch.CsvInput)
+    source = batch_input.open_input(src, 10)
+    assert isinstance(source, batch_input.CsvInput)
     source.block = block  # records cut by block ends must wait for the next block
     sink_path = src.with_name("out.csv")
-    sink = batch.Sink(sink_path, sink_path, source.names, source.schema)
+    sink = batch_output.Sink(sink_path, sink_path, source.names, source.schema)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(batch, "WINDOW", 64)  # and quoted records scanned in small windows
+        mp.setattr(csv_records, "WINDOW", 64)  # and quoted records scanned in small windows
         batch.score_local(source, Recommender(model=None), sink, 2, _Quiet())
     sink.close()
     out = rows(sink_path)
@@ -443,7 +443,7 @@ def test_parquet_in_and_out_give_the_same_answers_as_csv(tmp_path, models, cohor
     assert from_csv.schema.field("rec_drop_min_mm").type == pa.int64()
     assert from_csv.schema.field("person.age_years").type == pa.string()  # passed through as text
     text, typed_out = rows(tmp_path / "a.csv"), rows(tmp_path / "b.csv")
-    decided = batch.OUTPUT.names
+    decided = batch_columns.OUTPUT.names
     assert [[r[k] for k in decided] for r in text] == [[r[k] for k in decided] for r in typed_out]
     assert from_csv.column("rec_summary").to_pylist() == [r["rec_summary"] for r in text]
 
