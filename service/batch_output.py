@@ -71,7 +71,7 @@ class Sink:
         self.rows = self.ok = 0
 
     def prepare(self, table: pa.Table) -> pa.Table:
-        columns = [c.combine_chunks() for c in table.columns]
+        columns = [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in table.columns]
         if not self.parquet:
             columns = [defuse(c) for c in columns]
         return pa.Table.from_arrays(columns, schema=self.schema)
