@@ -77,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     _register(app)
     app.before_request(_before)  # before the limiter's hook: it counts per caller's key
+    app.after_request(_retry_after_when_refused)  # runs after the limiter's header hook
     # One limiter per app: Flask-Limiter keeps the limits of the first app it was bound to.
     limiter = Limiter(key_func=lambda: g.get("caller_key") or request.remote_addr or "-")
     limiter.request_filter(lambda: request.endpoint in PUBLIC or request.endpoint is None)
@@ -156,6 +157,14 @@ def _after(response: Response) -> Response:
             "key": g.get("caller_key"), "items": g.get("items"),
         },
     )  # fmt: skip
+    return response
+
+
+def _retry_after_when_refused(response: Response) -> Response:
+    """Flask-Limiter sends Retry-After on every answer; it means "wait" (RFC 9110), so only a
+    429 or 503 keeps it. The X-RateLimit-* headers stay on every limited route."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
     return response
 
 

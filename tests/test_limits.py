@@ -137,3 +137,12 @@ def test_in_memory_limits_start_no_thread_per_request(make_app, tokens):
         client.get("/v1/model", headers=one)
         started |= {t.name for t in threading.enumerate()} - before  # names are never reused
     assert len(started) <= 1
+
+
+def test_retry_after_is_only_sent_with_a_refusal(make_app, tokens):
+    one, _ = tokens
+    client = make_app(rate_limit="1/minute").test_client()
+    ok = client.get("/v1/model", headers=one)
+    assert ok.status_code == 200
+    assert "Retry-After" not in ok.headers and ok.headers["X-RateLimit-Remaining"] == "0"
+    assert_limited(client.get("/v1/model", headers=one))
