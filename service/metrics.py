@@ -33,6 +33,15 @@ MODEL = Gauge(
     ["version"],
     multiprocess_mode="liveall",
 )
+_SHOWN: set[str] = set()  # versions this process has reported
+
+
+def show_model(version: str) -> None:
+    """Report `version` as this process's model (1) and any version it served before as 0."""
+    for old in _SHOWN - {version}:
+        MODEL.labels(old).set(0)
+    MODEL.labels(version).set(1)
+    _SHOWN.add(version)
 
 
 def render() -> tuple[bytes, str]:

@@ -445,3 +445,20 @@ def test_no_hostile_body_gives_a_500(client, shop, path):
             assert r.status_code in (200, 400, 413, 422), (raw[:60], r.status_code)
             if r.status_code != 200:
                 assert_error(r, r.status_code)
+
+
+def test_after_a_reload_only_the_serving_version_is_reported_as_loaded():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from service import metrics
+
+    metrics.show_model("v-old")
+    metrics.show_model("v-new")
+    body, _ = metrics.render()
+    info = {
+        s.labels["version"]: s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if s.name == "heeldrop_model_info"
+    }
+    assert info["v-old"] == 0 and info["v-new"] == 1

@@ -26,6 +26,6 @@ def readyz() -> tuple[Response, int]:
 def metrics() -> Response:
     serving = current_app.extensions["heeldrop"]
     model = serving.recommender.model
-    prom.MODEL.labels(model.version if model else "none").set(1)
+    prom.show_model(model.version if model else "none")
     body, content_type = prom.render()
     return Response(body, content_type=content_type)
