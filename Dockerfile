@@ -44,7 +44,7 @@ RUN python -m venv .venv \
 # make install, step 2 ($(VENV)/.installed): the lock file, then the package without deps.
 # The lock file is installed before the source is copied so code changes reuse this layer.
 COPY requirements.lock pyproject.toml README.md ./
-RUN .venv/bin/uv pip install -q --python .venv/bin/python -r requirements.lock
+RUN .venv/bin/uv pip install -q --compile-bytecode --python .venv/bin/python -r requirements.lock
 COPY service/ service/
 COPY scripts/ scripts/
 RUN .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
