@@ -5,7 +5,7 @@ fixed-width strings with "" for absent; `client_ref` is an object array with Non
 One request is the n = 1 case, so every later stage works on whole columns.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,27 +19,34 @@ NUMERIC = tuple(f.path for f in FIELDS if f.kind not in ("enum", "text"))
 ENUMS = tuple(f for f in FIELDS if f.kind == "enum")
 
 
-def _flatten(node: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
-    for key, value in node.items():
-        if isinstance(value, Mapping):
-            _flatten(value, f"{prefix}{key}.", out)
-        else:
-            out[prefix + key] = value
-    return out
+def _reader(path: str) -> Callable[[Mapping[str, Any]], Any]:
+    """A function reading one dotted path from a nested request (None when absent)."""
+    keys = path.split(".")
+    if len(keys) == 1:
+        return lambda r: r.get(keys[0])
+    if len(keys) == 2:
+        group, leaf = keys
+        return lambda r: (r.get(group) or _NONE).get(leaf)
+    group, mid, leaf = keys
+    return lambda r: ((r.get(group) or _NONE).get(mid) or _NONE).get(leaf)
+
+
+_NONE: Mapping[str, Any] = {}
+_NUMBERS = [_reader(p) for p in NUMERIC]
+_ENUMS = [(f.path, _reader(f.path), f.default or "") for f in ENUMS]
+_CLIENT_REF = _reader("client_ref")
 
 
 def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
     """Build columns from validated (nested) request dicts: one array build for all numbers."""
-    flat = [_flatten(r, "", {}) for r in requests]
     numbers = np.array(
-        [[np.nan if (v := f.get(p)) is None else float(v) for p in NUMERIC] for f in flat],
+        [[np.nan if (v := read(r)) is None else float(v) for read in _NUMBERS] for r in requests],
         dtype=np.float64,
-    ).reshape(len(flat), len(NUMERIC))
+    ).reshape(len(requests), len(NUMERIC))
     cols: Columns = dict(zip(NUMERIC, numbers.T.copy(), strict=True))  # one contiguous row each
-    for field in ENUMS:
-        default = field.default or ""
-        cols[field.path] = np.array([f.get(field.path) or default for f in flat], dtype="<U16")
-    cols["client_ref"] = np.array([f.get("client_ref") for f in flat], dtype=object)
+    for path, read, default in _ENUMS:
+        cols[path] = np.array([read(r) or default for r in requests], dtype="<U16")
+    cols["client_ref"] = np.array([_CLIENT_REF(r) for r in requests], dtype=object)
     return cols
 
 

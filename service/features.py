@@ -4,8 +4,6 @@ Training and serving both call `model_matrix`, so the model never sees a column 
 cannot build.
 """
 
-import functools
-
 import numpy as np
 
 from service.columns import Columns, empty
@@ -43,8 +41,10 @@ def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
 def derive(cols: Columns) -> dict[str, np.ndarray]:
     """The rule context: every field by its short name plus the derived values of RULES.md."""
     ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
-    for name in SEVERITIES:
-        ctx[name] = np.fmax(ctx[name], 0.0)  # symptom(x): absent (NaN) counts as none
+    n = len(ctx["current_drop_mm"])
+    # symptom(x): absent (NaN) counts as none; all eight in one pass
+    severity = np.fmax(np.concatenate([ctx[name] for name in SEVERITIES]), 0.0)
+    ctx.update(zip(SEVERITIES, severity.reshape(len(SEVERITIES), n), strict=True))
     insert = np.fmax(ctx["heel_insert_mm"], 0.0)
     ctx["current"] = ctx["current_drop_mm"] + insert
     in_shoes = (ctx["measured_in"] == "shoes").astype(np.float64)
@@ -52,12 +52,17 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     ctx["ktw_left"], ctx["ktw_right"] = left, right
     ctx["ktw_min"] = np.fmin(left, right)
     ctx["ktw_asym"] = np.abs(left - right)
-    ctx["pain3"] = functools.reduce(np.fmax, [ctx[name] for name in PAIN3]) >= 3
+    ctx["pain3"] = severity.reshape(len(SEVERITIES), n)[: len(PAIN3)].max(axis=0) >= 3
     runs = (ctx["primary"] == "running") | (ctx["running_km_per_week"] >= 5)
     ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
     ctx["lifting"] = (ctx["primary"] == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
     ctx["current_band"] = band_of(ctx["current"])
     return ctx
+
+
+_BAND_FEATURES = [f"current_band_{b}" for b in BANDS]
+_BAND_INDEX = np.arange(len(BANDS))[:, None]
+_PAIN_FEATURES = [f"{name}_3" for name in SEVERITIES[2:6]]
 
 
 def _flag(x: np.ndarray) -> np.ndarray:
@@ -79,7 +84,7 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     adapted = ~ctx["pain3"] & (ktw >= 10)
     feats = {
         "current_drop": current,
-        **{f"current_band_{b}": (ctx["current_band"] == i) for i, b in enumerate(BANDS)},
+        **dict(zip(_BAND_FEATURES, ctx["current_band"] == _BAND_INDEX, strict=True)),
         "age_years": ctx["age_years"],
         "body_mass_kg": ctx["body_mass_kg"],
         "male": (ctx["sex"] == "male"),
@@ -105,7 +110,7 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "current_drop_squared": np.square(current) / 10,
         "adapted": adapted,
         "adapted_x_current": adapted * current,
-        **{f"{name}_3": (ctx[name] >= 3) for name in SEVERITIES[2:6]},
+        **dict(zip(_PAIN_FEATURES, np.stack([ctx[n] for n in SEVERITIES[2:6]]) >= 3, strict=True)),
         "body_mass_over_71": np.fmin(np.fmax(ctx["body_mass_kg"] - 71.4, 0.0) / 20, 1.0),
         "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
         "front_block_severe": pinch_front * (ktw < 6),
