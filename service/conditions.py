@@ -199,15 +199,19 @@ class Compiler:
 class Program:
     """Many expression trees as one generated function of the context: ctx -> {key: value}.
 
-    Each distinct sub-tree is computed once. Names and constants are written with repr() and
-    names were checked against the context, so the generated code holds nothing but numpy
-    calls, context lookups and literals.
+    Each distinct sub-tree is computed once. An `and` whose first part reads the context stops
+    as soon as it is false on every row, so a rule that does not fire costs its first test
+    (a sub-tree first computed inside such a branch is shared only within it). Names and
+    constants are written with repr() and names were checked against the context, so the
+    generated code holds nothing but numpy calls, context lookups and literals.
     """
 
     def __init__(self, trees: Mapping[Any, Node]):
         self.keys = tuple(trees)
         self._lines: list[str] = []
         self._vars: dict[Node, str] = {}
+        self._scopes: list[list[Node]] = [[]]  # the sub-trees first computed in each branch
+        self._count = 0
         results = [self._emit(tree) for tree in trees.values()]
         body = "\n".join(f"    {line}" for line in self._lines)
         source = f"def run(c):\n{body}\n    return ({''.join(r + ', ' for r in results)})\n"
@@ -216,6 +220,17 @@ class Program:
         self._run = namespace["run"]
         self.source = source
 
+    def _line(self, text: str) -> None:
+        self._lines.append("    " * (len(self._scopes) - 1) + text)
+
+    def _bind(self, node: Node, expr: str) -> str:
+        var = f"v{self._count}"
+        self._count += 1
+        self._line(f"{var} = {expr}")
+        self._vars[node] = var
+        self._scopes[-1].append(node)
+        return var
+
     def _emit(self, node: Node) -> str:
         if node[0] == "const":
             return repr(node[1])
@@ -223,20 +238,41 @@ class Program:
             return self._vars[node]
         head = node[0]
         if head == "name":
-            expr = f"c[{node[1]!r}]"
-        elif head == "fired":
-            expr = f"c['fired'][{node[1]!r}]"
-        elif head in _UFUNCS:
-            expr = f"np.{head}({', '.join(self._emit(child) for child in node[1:])})"
-        else:
-            raise ConditionError(f"cannot emit {head!r}")
-        var = f"v{len(self._vars)}"
-        self._vars[node] = var
-        self._lines.append(f"{var} = {expr}")
+            return self._bind(node, f"c[{node[1]!r}]")
+        if head == "fired":
+            return self._bind(node, f"c['fired'][{node[1]!r}]")
+        if head == "logical_and" and reads(_chain(node)[0]):
+            return self._and(node)
+        if head in _UFUNCS:
+            args = ", ".join(self._emit(child) for child in node[1:])
+            return self._bind(node, f"np.{head}({args})")
+        raise ConditionError(f"cannot emit {head!r}")
+
+    def _and(self, node: Node) -> str:
+        """`a and b and c`, each later part computed only while some row is still true."""
+        first, *rest = _chain(node)
+        var = self._bind(node, self._emit(first))
+        depth = len(self._scopes)
+        for part in rest:
+            self._line(f"if {var}.any():")
+            self._scopes.append([])
+            self._line(f"{var} = np.logical_and({var}, {self._emit(part)})")
+        while len(self._scopes) > depth:
+            for inner in self._scopes.pop():
+                del self._vars[inner]
         return var
 
     def __call__(self, ctx: Mapping[str, Any]) -> dict[Any, Any]:
         return dict(zip(self.keys, self._run(ctx), strict=True))
+
+
+def _chain(node: Node) -> list[Node]:
+    """The parts of a left-nested chain of one operator: (and (and a b) c) -> [a, b, c]."""
+    parts = []
+    while node[0] == "logical_and":
+        parts.append(node[2])
+        node = node[1]
+    return [node, *reversed(parts)]
 
 
 def reads(tree: Node) -> set[str]:

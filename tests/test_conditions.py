@@ -1,7 +1,12 @@
 """The rule expression language: numpy semantics, absent values, and what it refuses to compile."""
 
+import ast
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from service.conditions import Compiler, ConditionError, Program
 
@@ -209,3 +214,81 @@ def test_a_program_computes_each_shared_part_once_and_answers_every_key():
     assert out["one"].tolist() == [False, False, True, False]
     assert out["two"].tolist() == [False, True, True, False]
     assert out["bound"].tolist() == [4.0, 4.0, 5.0, 4.0]
+
+
+# Random conditions, against a row-by-row reading of the language's rules
+
+
+def _atoms() -> st.SearchStrategy[str]:
+    number = st.sampled_from(["1", "3", "4.5"])
+    op = st.sampled_from(["<", "<=", ">", ">=", "==", "!="])
+    return st.one_of(
+        st.builds(lambda n, o, k: f"{n} {o} {k}", st.sampled_from(["x", "y"]), op, number),
+        st.sampled_from(["x < y", "b", "not b", "f", "missing(x)", "missing(t)"]),
+        st.sampled_from(["t in ('front', 'both')", "t not in ('back',)", "t == 'front'"]),
+    )
+
+
+conditions = st.recursive(
+    _atoms(),
+    lambda inner: st.one_of(
+        st.builds(lambda a, b: f"({a}) and ({b})", inner, inner),
+        st.builds(lambda a, b: f"({a}) or ({b})", inner, inner),
+        st.builds(lambda a: f"not ({a})", inner),
+    ),
+    max_leaves=8,
+)
+
+
+def _row_value(text: str, row: dict) -> bool:
+    """The documented semantics, one row at a time in plain Python: a comparison with an absent
+    value is false (so `!=` and `not in` are too), `not` negates, a bool is true when given as
+    true."""
+    tree = ast.parse(text, mode="eval").body
+
+    def value(node: ast.expr) -> object:
+        if isinstance(node, ast.Name):
+            return row[node.id]
+        assert isinstance(node, ast.Constant)
+        return node.value
+
+    def absent(v: object) -> bool:
+        return v == "" or (isinstance(v, float) and math.isnan(v))
+
+    def truth(node: ast.expr) -> bool:
+        if isinstance(node, ast.BoolOp):
+            parts = [truth(v) for v in node.values]
+            return all(parts) if isinstance(node.op, ast.And) else any(parts)
+        if isinstance(node, ast.UnaryOp):
+            return not truth(node.operand)
+        if isinstance(node, ast.Name):
+            return row[node.id] == 1
+        if isinstance(node, ast.Call):
+            return absent(value(node.args[0]))
+        assert isinstance(node, ast.Compare)
+        left, (op,), (right,) = value(node.left), node.ops, node.comparators
+        if isinstance(op, ast.In | ast.NotIn):
+            options = [value(e) for e in right.elts]  # type: ignore[attr-defined]
+            hit = left in options
+            return hit if isinstance(op, ast.In) else (not hit and not absent(left))
+        other = value(right)
+        if absent(left) or absent(other):
+            return False
+        return {ast.Lt: lambda: left < other, ast.LtE: lambda: left <= other,
+                ast.Gt: lambda: left > other, ast.GtE: lambda: left >= other,
+                ast.Eq: lambda: left == other, ast.NotEq: lambda: left != other,
+                }[type(op)]()  # type: ignore[operator]  # fmt: skip
+
+    return truth(tree)
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(conditions, min_size=1, max_size=6))
+def test_a_program_of_random_conditions_agrees_with_a_row_by_row_reading(texts):
+    ctx = context()
+    program = Program({k: COMPILER.condition_tree(text) for k, text in enumerate(texts)})
+    out = program(ctx)
+    for k, text in enumerate(texts):
+        got = np.broadcast_to(out[k], (4,)).tolist()
+        rows = [{name: ctx[name][i].item() for name in KINDS} for i in range(4)]
+        assert got == [_row_value(text, row) for row in rows], (text, program.source)
