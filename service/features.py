@@ -41,10 +41,9 @@ def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
 def derive(cols: Columns) -> dict[str, np.ndarray]:
     """The rule context: every field by its short name plus the derived values of RULES.md."""
     ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
-    n = len(ctx["current_drop_mm"])
     # symptom(x): absent (NaN) counts as none; all eight in one pass
-    severity = np.fmax(np.concatenate([ctx[name] for name in SEVERITIES]), 0.0)
-    ctx.update(zip(SEVERITIES, severity.reshape(len(SEVERITIES), n), strict=True))
+    severity = np.fmax(_rows([ctx[name] for name in SEVERITIES]), 0.0)
+    ctx.update(zip(SEVERITIES, severity, strict=True))
     insert = np.fmax(ctx["heel_insert_mm"], 0.0)
     ctx["current"] = ctx["current_drop_mm"] + insert
     in_shoes = (ctx["measured_in"] == "shoes").astype(np.float64)
@@ -52,7 +51,7 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     ctx["ktw_left"], ctx["ktw_right"] = left, right
     ctx["ktw_min"] = np.fmin(left, right)
     ctx["ktw_asym"] = np.abs(left - right)
-    ctx["pain3"] = severity.reshape(len(SEVERITIES), n)[: len(PAIN3)].max(axis=0) >= 3
+    ctx["pain3"] = severity[: len(PAIN3)].max(axis=0) >= 3
     runs = (ctx["primary"] == "running") | (ctx["running_km_per_week"] >= 5)
     ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
     ctx["lifting"] = (ctx["primary"] == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
@@ -63,6 +62,11 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
 _BAND_FEATURES = [f"current_band_{b}" for b in BANDS]
 _BAND_INDEX = np.arange(len(BANDS))[:, None]
 _PAIN_FEATURES = [f"{name}_3" for name in SEVERITIES[2:6]]
+
+
+def _rows(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns as the rows of one matrix (np.stack costs ten times more on short columns)."""
+    return np.concatenate(columns).reshape(len(columns), len(columns[0]))
 
 
 def _flag(x: np.ndarray) -> np.ndarray:
@@ -110,7 +114,9 @@ def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "current_drop_squared": np.square(current) / 10,
         "adapted": adapted,
         "adapted_x_current": adapted * current,
-        **dict(zip(_PAIN_FEATURES, np.stack([ctx[n] for n in SEVERITIES[2:6]]) >= 3, strict=True)),
+        **dict(
+            zip(_PAIN_FEATURES, _rows([ctx[name] for name in SEVERITIES[2:6]]) >= 3, strict=True)
+        ),
         "body_mass_over_71": np.fmin(np.fmax(ctx["body_mass_kg"] - 71.4, 0.0) / 20, 1.0),
         "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
         "front_block_severe": pinch_front * (ktw < 6),
