@@ -67,7 +67,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Values(dict[str, Any]):
+class TemplateValues(dict[str, Any]):
     """Template values for one row, read lazily from the decisions."""
 
     def __init__(self, d: Decisions, i: int, rule: Rule):
@@ -220,7 +220,7 @@ def render(
     for j in np.flatnonzero(d.fired[i]):
         rule = d.book.rules[j]
         by_id[rule.id] = rule
-        values = _Values(d, i, rule)
+        values = TemplateValues(d, i, rule)
         overruled = bool(d.overruled[i, j])
         firings.append(
             {

@@ -19,7 +19,7 @@ from service.explain import (
     NO_MODEL,
     SET_ASIDE,
     UNTIL_THEN,
-    _Values,
+    TemplateValues,
     classifier_says,
     span,
 )
@@ -177,7 +177,7 @@ def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.n
         first, which = distinct(*values)
     else:
         first, which = np.zeros(1, dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
-    texts = [rule.message.format_map(_Values(d, int(rows[f]), rule)) for f in first]
+    texts = [rule.message.format_map(TemplateValues(d, int(rows[f]), rule)) for f in first]
     return parts.add(texts, which)
 
 
