@@ -175,7 +175,13 @@ def start_server(
         {"Authorization": f"Bearer {shop}"}, {"Authorization": f"Bearer {admin}"}, log,
     )  # fmt: skip
     try:
-        server.wait_ready(time.monotonic() + BOOT_SECONDS)
+        deadline = time.monotonic() + BOOT_SECONDS
+        server.wait_ready(deadline)
+        # One worker can answer /readyz before the master has forked the others.
+        while len(server.workers()) < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if len(server.workers()) != workers:
+            raise AssertionError(f"{server.workers()} are not {workers} workers:\n{server.log()}")
     except BaseException:
         server.stop()
         raise
