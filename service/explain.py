@@ -141,18 +141,21 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
 
 
 def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
-    """Whether a rule changed this answer: set the band, widened the range, or a binding bound
-    that excluded the model's top band or trimmed the chosen one."""
+    """Whether a rule shaped this answer: set the band, widened the range, or set a bound of the
+    allowed interval that excluded the model's top band, trimmed the chosen one, or is an end
+    of the recommended range."""
     if rule.band or rule.stage == "range":
         return True
     lo, hi = d.allowed_min[i], d.allowed_max[i]
-    binds = (rule.id in d.floors and d.floors[rule.id][i] == lo) or (
-        rule.id in d.ceilings and d.ceilings[rule.id][i] == hi
-    )
     top = d.model_band[i] if d.model_band[i] >= 0 else d.band[i]
     excluded = BAND_LO[top] > hi or BAND_HI[top] < lo
     trimmed = BAND_LO[d.band[i]] < lo or BAND_HI[d.band[i]] > hi
-    return bool(binds and (excluded or trimmed))
+    moved = excluded or trimmed
+    floor = rule.id in d.floors and d.floors[rule.id][i] == lo
+    ceiling = rule.id in d.ceilings and d.ceilings[rule.id][i] == hi
+    return bool(
+        (floor and (moved or d.range_min[i] == lo)) or (ceiling and (moved or d.range_max[i] == hi))
+    )
 
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.

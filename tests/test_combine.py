@@ -9,6 +9,7 @@ import pytest
 
 from service.columns import from_requests
 from service.combine import DIRECTIONS, RULES_ONLY_CONFIDENCE, URGENCY, RuleBook, decide
+from service.explain import render
 from service.features import derive
 from service.fields import BAND_MM, BANDS
 from service.schemas import load_request
@@ -508,3 +509,28 @@ def test_conditions_wait_for_the_stage_whose_outcome_they_read(rules):
     late = {book.rules[j].id for j in range(len(rules)) if j not in book.early_set}
     assert late == {"HD050", "HD051", "HD030", "HD031", "HD032"}
     assert set(book.late) == {"band", "range", "pace"}
+
+
+def test_the_summary_gives_the_reason_for_a_bound_that_ends_the_range(rules):
+    """Stepping back up from zero drop to the classifier's own band: HD010 did not move the band,
+    but its ceiling is the top of the range, so its message is part of the summary."""
+    request_ = person(
+        0, symptoms={"calf_tightness": 5, "started_after_shoe_change": True},
+        footwear={"weeks_in_current_drop": 10, "previous_drop_mm": 10},
+    )  # fmt: skip
+    cols = from_requests([load_request(request_)])
+    d = decide(derive(cols), RuleBook(rules), probs_for("moderate"))
+    out = render(d, 0, None, None, None, cols)
+    hd010 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD010")
+    assert not hd010["overruled"] and not out["explanation"]["model"]["overridden_by_rules"]
+    assert out["recommendation"]["direction"] == "step_back_up"
+    assert span(out) == (7, 10)
+    assert hd010["message"] in out["explanation"]["summary"]
+
+
+def test_a_bound_far_from_the_range_stays_out_of_the_summary(rules_only):
+    """The everyday 14 mm cap is not a reason to keep 6 mm shoes."""
+    out = rules_only.recommend(person(6, ktw=12.0))
+    hd019 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD019")
+    assert span(out)[1] < 14
+    assert hd019["message"] not in out["explanation"]["summary"]
