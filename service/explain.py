@@ -141,21 +141,20 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
 
 
 def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
-    """Whether a rule shaped this answer: set the band, widened the range, or set a bound of the
-    allowed interval that excluded the model's top band, trimmed the chosen one, or is an end
-    of the recommended range."""
+    """Whether a rule shaped this answer: it set the band or widened the range; or it is a
+    binding end of the allowed interval that, on its side, excluded the model's top band or
+    trimmed the chosen band; or the answer changes shoes and the current drop is beyond it."""
     if rule.band or rule.stage == "range":
         return True
-    lo, hi = d.allowed_min[i], d.allowed_max[i]
+    lo, hi, now = d.allowed_min[i], d.allowed_max[i], d.ctx["current"][i]
     top = d.model_band[i] if d.model_band[i] >= 0 else d.band[i]
-    excluded = BAND_LO[top] > hi or BAND_HI[top] < lo
-    trimmed = BAND_LO[d.band[i]] < lo or BAND_HI[d.band[i]] > hi
-    moved = excluded or trimmed
-    floor = rule.id in d.floors and d.floors[rule.id][i] == lo
-    ceiling = rule.id in d.ceilings and d.ceilings[rule.id][i] == hi
-    return bool(
-        (floor and (moved or d.range_min[i] == lo)) or (ceiling and (moved or d.range_max[i] == hi))
-    )
+    band = d.band[i]
+    floor = d.floors[rule.id][i] if rule.id in d.floors else np.nan
+    ceiling = d.ceilings[rule.id][i] if rule.id in d.ceilings else np.nan
+    low_side = floor == lo and (BAND_HI[top] < lo or BAND_LO[band] < lo)
+    high_side = ceiling == hi and (BAND_LO[top] > hi or BAND_HI[band] > hi)
+    change = DIRECTIONS[d.direction[i]] != "keep" and (floor > now or ceiling < now)
+    return bool(low_side or high_side or change)
 
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.

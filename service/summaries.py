@@ -150,24 +150,25 @@ class _Parts:
 
 
 def _shaped(d: Decisions, rules: list[Rule]) -> np.ndarray:
-    """explain's `_shaped` for every rule and row: set the band, widened the range, or set a
-    bound of the allowed interval that excluded the model's top band, trimmed the chosen one,
-    or is an end of the recommended range."""
-    lo, hi = d.allowed_min, d.allowed_max
+    """explain's `_shaped` for every rule and row: it set the band or widened the range; or it
+    is a binding end of the allowed interval that, on its side, excluded the model's top band or
+    trimmed the chosen band; or the answer changes shoes and the current drop is beyond it."""
+    lo, hi, now = d.allowed_min, d.allowed_max, d.ctx["current"]
     top = np.where(d.model_band >= 0, d.model_band, d.band)
-    excluded = (BAND_LO[top] > hi) | (BAND_HI[top] < lo)
-    trimmed = (BAND_LO[d.band] < lo) | (BAND_HI[d.band] > hi)
-    moved = excluded | trimmed
-    at_min, at_max = moved | (d.range_min == lo), moved | (d.range_max == hi)
+    low_side = (BAND_HI[top] < lo) | (BAND_LO[d.band] < lo)
+    high_side = (BAND_LO[top] > hi) | (BAND_HI[d.band] > hi)
+    changes = d.direction != DIRECTIONS.index("keep")
     shaped = np.zeros((len(rules), len(d.band)), dtype=bool)
     for j, rule in enumerate(rules):
         if rule.band or rule.stage == "range":
             shaped[j] = True
             continue
         if rule.id in d.floors:
-            shaped[j] |= (d.floors[rule.id] == lo) & at_min
+            floor = d.floors[rule.id]
+            shaped[j] |= ((floor == lo) & low_side) | (changes & (floor > now))
         if rule.id in d.ceilings:
-            shaped[j] |= (d.ceilings[rule.id] == hi) & at_max
+            ceiling = d.ceilings[rule.id]
+            shaped[j] |= ((ceiling == hi) & high_side) | (changes & (ceiling < now))
     return shaped
 
 

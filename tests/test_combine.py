@@ -534,3 +534,16 @@ def test_a_bound_far_from_the_range_stays_out_of_the_summary(rules_only):
     hd019 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD019")
     assert span(out)[1] < 14
     assert hd019["message"] not in out["explanation"]["summary"]
+
+
+def test_a_raise_is_explained_by_the_floor_that_demands_it_not_by_the_cap(rules):
+    """Achilles pain in 4 mm shoes: HD011's floor trims the classifier's band and is above the
+    current drop, so it is the reason; the 14 mm cap binds on the other side and is not."""
+    request_ = person(4, symptoms={"achilles_pain": 5}, activity={"primary": "running"})
+    cols = from_requests([load_request(request_)])
+    d = decide(derive(cols), RuleBook(rules), probs_for("moderate"))
+    out = render(d, 0, None, None, None, cols)
+    messages = {f["id"]: f["message"] for f in out["explanation"]["rules"]}
+    assert out["recommendation"]["direction"] == "raise" and span(out) == (8, 10)
+    assert messages["HD011"] in out["explanation"]["summary"]
+    assert messages["HD019"] not in out["explanation"]["summary"]
