@@ -32,8 +32,8 @@ class RuleBook:
         for j, rule in enumerate(rules):
             self.stages[rule.stage].append((j, rule))
         late = {j for j, rule in enumerate(rules) if any(_late(t) for _, t in _trees(rule))}
+        self.late_rows = frozenset(late)
         self.early_rows = np.array([j for j in range(len(rules)) if j not in late], dtype=np.intp)
-        self.early_set = frozenset(self.early_rows.tolist())
         self.early_keys = [(rules[j].id, "when") for j in self.early_rows.tolist()]
         self.early = Program({k: t for j in self.early_rows.tolist() for k, t in _trees(rules[j])})
         self.late = {
@@ -129,7 +129,7 @@ class _Run:
             self.values.update(late(self.ctx))
         out = []
         for j, rule in self.book.stages[name]:
-            if j not in self.book.early_set:
+            if j in self.book.late_rows:
                 self.fired[j] = mask = self.values[rule.id, "when"]
                 if not mask.any():
                     continue

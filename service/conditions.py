@@ -288,4 +288,4 @@ def reads(tree: Node) -> set[str]:
 
 def _single(tree: Node) -> Compiled:
     program = Program({0: tree})
-    return lambda ctx: program._run(ctx)[0]
+    return lambda ctx: program(ctx)[0]

@@ -109,7 +109,8 @@ def context_kinds() -> dict[str, Kind]:
     return kinds | DERIVED
 
 
-def _template_names(template: str) -> set[str]:
+def template_names(template: str) -> set[str]:
+    """The values a message template reads; the loader allows only plain context names."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
@@ -139,7 +140,7 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
         if not all(reads(tree) for tree in (when, *(r.when for r in reasons))):
             raise RuleError(f"{rid}: a condition must read something from the request")
         texts = [raw["message"], *(r.text for r in reasons)]
-        bad = set().union(*(_template_names(t) for t in texts)) - allowed
+        bad = set().union(*(template_names(t) for t in texts)) - allowed
         if bad:
             raise RuleError(f"{rid}: the message names unknown values {sorted(bad)}")
         return Rule(

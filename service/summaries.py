@@ -6,9 +6,6 @@ input (with explain's own sentences and template filler) and the parts are joine
 the Python work grows with the variety of answers, not the row count.
 """
 
-import re
-import string
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +22,7 @@ from service.explain import (
 )
 from service.features import BAND_HI, BAND_LO
 from service.fields import BANDS
-from service.rules import Rule
+from service.rules import Rule, template_names
 
 
 def distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,22 +182,16 @@ def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.n
 
 def _inputs(d: Decisions, rule: Rule, rows: np.ndarray) -> list[np.ndarray]:
     """Every value a rule's message reads, for the given rows."""
-    names = _template_names(rule.message)
+    names = template_names(rule.message)
     values: list[np.ndarray] = []
     if "reasons" in names:
         for reason, mask in zip(rule.reasons, d.reasons[rule.id], strict=True):
-            names |= _template_names(reason.text)
+            names |= template_names(reason.text)
             values.append(np.asarray(mask)[rows])
     for name in sorted(names - {"reasons"}):
         source = {"floor_value": d.floors, "ceiling_value": d.ceilings}.get(name)
         values.append((source[rule.id] if source is not None else d.ctx[name])[rows])
     return values
-
-
-def _template_names(template: str) -> set[str]:
-    return {
-        re.split(r"[.\[]", name)[0] for _, name, _, _ in string.Formatter().parse(template) if name
-    }
 
 
 def _leads(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:

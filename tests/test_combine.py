@@ -506,7 +506,7 @@ def test_a_batch_of_requests_answers_each_as_alone(rules_only):
 
 def test_conditions_wait_for_the_stage_whose_outcome_they_read(rules):
     book = RuleBook(rules)
-    late = {book.rules[j].id for j in range(len(rules)) if j not in book.early_set}
+    late = {book.rules[j].id for j in book.late_rows}
     assert late == {"HD050", "HD051", "HD030", "HD031", "HD032"}
     assert set(book.late) == {"band", "range", "pace"}
 
