@@ -5,7 +5,7 @@ fixed-width strings with "" for absent; `client_ref` is an object array with Non
 One request is the n = 1 case, so every later stage works on whole columns.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,34 +19,48 @@ NUMERIC = tuple(f.path for f in FIELDS if f.kind not in ("enum", "text"))
 ENUMS = tuple(f for f in FIELDS if f.kind == "enum")
 
 
-def _reader(path: str) -> Callable[[Mapping[str, Any]], Any]:
-    """A function reading one dotted path from a nested request (None when absent)."""
-    keys = path.split(".")
-    if len(keys) == 1:
-        return lambda r: r.get(keys[0])
-    if len(keys) == 2:
-        group, leaf = keys
-        return lambda r: (r.get(group) or _NONE).get(leaf)
-    group, mid, leaf = keys
-    return lambda r: ((r.get(group) or _NONE).get(mid) or _NONE).get(leaf)
+def _slots() -> dict[str, Any]:
+    """The field tree with each leaf's position in a flat row: numbers, then enums, then text."""
+    order = [*NUMERIC, *(f.path for f in ENUMS), "client_ref"]
+    root: dict[str, Any] = {}
+    for position, path in enumerate(order):
+        *groups, leaf = path.split(".")
+        node = root
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[leaf] = position
+    return root
 
 
-_NONE: Mapping[str, Any] = {}
-_NUMBERS = [_reader(p) for p in NUMERIC]
-_ENUMS = [(f.path, _reader(f.path), f.default or "") for f in ENUMS]
-_CLIENT_REF = _reader("client_ref")
+_SLOTS = _slots()
+_BLANK = [np.nan] * len(NUMERIC) + [f.default or "" for f in ENUMS] + [None]
+_ENUM_END = len(NUMERIC) + len(ENUMS)
+
+
+def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> None:
+    """Write the values a (nested) request gives into its flat row; only given fields cost."""
+    for key, value in node.items():
+        slot = slots.get(key)
+        if type(slot) is dict:
+            if isinstance(value, Mapping):
+                _fill(row, value, slot)
+        elif slot is not None and value is not None and value != "":
+            row[slot] = value
 
 
 def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
     """Build columns from validated (nested) request dicts: one array build for all numbers."""
-    numbers = np.array(
-        [[np.nan if (v := read(r)) is None else float(v) for read in _NUMBERS] for r in requests],
-        dtype=np.float64,
-    ).reshape(len(requests), len(NUMERIC))
+    rows = []
+    for request in requests:
+        row = _BLANK.copy()
+        _fill(row, request, _SLOTS)
+        rows.append(row)
+    n, width = len(rows), len(NUMERIC)
+    numbers = np.array([row[:width] for row in rows], dtype=np.float64).reshape(n, width)
     cols: Columns = dict(zip(NUMERIC, numbers.T.copy(), strict=True))  # one contiguous row each
-    for path, read, default in _ENUMS:
-        cols[path] = np.array([read(r) or default for r in requests], dtype="<U16")
-    cols["client_ref"] = np.array([_CLIENT_REF(r) for r in requests], dtype=object)
+    enums = np.array([row[width:_ENUM_END] for row in rows], dtype="<U16").reshape(n, len(ENUMS))
+    cols.update(zip((f.path for f in ENUMS), enums.T.copy(), strict=True))
+    cols["client_ref"] = np.array([row[-1] for row in rows], dtype=object)
     return cols
 
 

@@ -131,7 +131,7 @@ class _Run:
         for j, rule in self.book.stages[name]:
             if j in self.book.late_rows:
                 self.fired[j] = mask = self.values[rule.id, "when"]
-                if not mask.any():
+                if not np.count_nonzero(mask):
                     continue
             elif j not in self.hit:
                 continue
@@ -199,7 +199,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         rmin = np.where(mask, np.fmin(rmin, np.floor(current)), rmin)
         rmax = np.where(mask, np.fmax(rmax, np.ceil(current)), rmax)
     # A hard referral: no change, and every other firing is listed as overruled.
-    if stop.any():
+    if np.count_nonzero(stop):
         rmin = np.where(stop, np.floor(current), rmin)
         rmax = np.where(stop, np.ceil(current), rmax)
         band = np.where(stop, ctx["current_band"], band)

@@ -254,7 +254,7 @@ class Program:
         var = self._bind(node, self._emit(first))
         depth = len(self._scopes)
         for part in rest:
-            self._line(f"if {var}.any():")
+            self._line(f"if np.count_nonzero({var}):")
             self._scopes.append([])
             self._line(f"{var} = np.logical_and({var}, {self._emit(part)})")
         while len(self._scopes) > depth:

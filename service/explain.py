@@ -219,7 +219,7 @@ def render(
     advice: list[dict[str, str]] = []
     reasons: list[str] = []
     by_id = {}
-    for j in np.flatnonzero(d.fired[i]):
+    for j in d.fired[i].nonzero()[0].tolist():
         rule = d.book.rules[j]
         by_id[rule.id] = rule
         values = TemplateValues(d, i, rule)
