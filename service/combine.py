@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from service.conditions import Node, Program
+from service.conditions import Firings, Node, Program
 from service.features import BAND_HI, BAND_LO
 from service.rules import STAGE_VALUES, STAGES, Rule
 
@@ -184,7 +184,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     stop = (run.fired & book.stops[:, None]).any(axis=0)
     lo, hi = run.bounds()
     run.stage("advice")
-    ctx["fired"] = dict(zip(book.index, run.fired, strict=True))
+    ctx["fired"] = Firings(run.fired, book.index)
     model_band, band = _choose_band(current, probs, lo, hi)
     for j, _ in run.stage("band"):
         mask = run.fired[j]

@@ -192,8 +192,18 @@ class Compiler:
             unknown = [i for i in ids if i not in self.rule_ids]
             if not ids or len(ids) != len(args) or unknown:
                 raise ConditionError(f"{text!r}: fired() takes known rule ids, not {unknown}")
-            return _all("logical_or", [("fired", i) for i in ids]), "flag"
+            return ("fired", tuple(ids)), "flag"
         raise ConditionError(f"{text!r}: unknown function {name}()")
+
+
+class Firings:
+    """Which rules fired on which rows (rules x rows), for `fired(...)`: any of some rules."""
+
+    def __init__(self, matrix: np.ndarray, index: Mapping[str, int]):
+        self.matrix, self.index = matrix, index
+
+    def any_of(self, ids: tuple[str, ...]) -> np.ndarray:
+        return self.matrix[[self.index[i] for i in ids]].any(axis=0)
 
 
 class Program:
@@ -240,7 +250,7 @@ class Program:
         if head == "name":
             return self._bind(node, f"c[{node[1]!r}]")
         if head == "fired":
-            return self._bind(node, f"c['fired'][{node[1]!r}]")
+            return self._bind(node, f"c['fired'].any_of({node[1]!r})")
         if head == "logical_and" and reads(_chain(node)[0]):
             return self._and(node)
         if head in _UFUNCS:

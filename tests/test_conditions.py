@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.conditions import Compiler, ConditionError, Program
+from service.conditions import Compiler, ConditionError, Firings, Program
 
 NAN = np.nan
 KINDS = {"x": "number", "y": "number", "b": "bool", "f": "flag", "t": "text"}
@@ -23,11 +23,10 @@ def context() -> dict:
         "b": np.array([1.0, 0.0, NAN, 1.0]),
         "f": np.array([True, False, True, False]),
         "t": np.array(["front", "both", "back", ""], dtype="<U16"),
-        "fired": {
-            "HD001": np.array([True, False, False, False]),
-            "HD002": np.array([False, False, True, False]),
-            "HD003": np.array([False, False, False, False]),
-        },
+        "fired": Firings(
+            np.array([[True, False, False, False], [False, False, True, False], [False] * 4]),
+            {"HD001": 0, "HD002": 1, "HD003": 2},
+        ),
     }
 
 
