@@ -19,7 +19,7 @@ from service.db import engine_for, upgrade
 from service.errors import error_body
 from service.keys import KeyStore
 from service.logs import configure as configure_logs
-from service.metrics import LATENCY, REQUESTS
+from service.metrics import count_request
 from service.ratelimit import storage_uri
 from service.registry import Registry
 from service.schemas import flatten_errors
@@ -143,8 +143,7 @@ def _after(response: Response) -> Response:
     version = g.get("model_version")
     if version:
         response.headers["X-Model-Version"] = version
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route, request.method).observe(elapsed)
+    count_request(route, request.method, response.status_code, elapsed)
     model = current_app.extensions["heeldrop"].recommender.model
     log.info(
         "request",

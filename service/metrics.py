@@ -5,6 +5,9 @@ then writes its samples to files there and /metrics aggregates them.
 """
 
 import os
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +37,53 @@ MODEL = Gauge(
     multiprocess_mode="liveall",
 )
 _SHOWN: set[str] = set()  # versions this process has reported
+# HTTP methods counted under their own name; any other token a client sends counts as "other",
+# so a caller cannot grow the label sets (or the children cached below) without bound.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# One labelled child per label set, looked up once: `Metric.labels()` converts and checks its
+# values and takes a lock on every call. Every key here has finitely many values (routes of the
+# URL map, status codes, bands, rule ids, urgencies, METHODS).
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+_children: dict[tuple[Any, str], Any] = {}
+
+
+def _child(metric: Any, label: str) -> Any:
+    key = (metric, label)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(label)
+    return child
+
+
+def count_request(route: str, method: str, status: int, seconds: float) -> None:
+    """One answered request: its count by route, method and status, and its latency."""
+    if method not in METHODS:
+        method = "other"
+    key = (route, method, status)
+    children = _request_children.get(key)
+    if children is None:
+        children = REQUESTS.labels(route, method, str(status)), LATENCY.labels(route, method)
+        _request_children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def count_answers(responses: Iterable[Mapping[str, Any]]) -> None:
+    """Bands, referrals and (not overruled) rule firings of answered requests, one increment
+    per distinct label: a batch of 100 with the same three rules costs three, not 300."""
+    bands: Tally[str] = Tally()
+    referrals: Tally[str] = Tally()
+    rules: Tally[str] = Tally()
+    for response in responses:
+        rec = response["recommendation"]
+        bands[rec["band"]] += 1
+        if rec["referral"]:
+            referrals[rec["referral"]["urgency"]] += 1
+        rules.update(f["id"] for f in response["explanation"]["rules"] if not f["overruled"])
+    for metric, tally in ((BANDS, bands), (REFERRALS, referrals), (RULES, rules)):
+        for label, n in tally.items():
+            _child(metric, label).inc(n)
 
 
 def show_model(version: str) -> None:

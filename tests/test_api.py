@@ -404,6 +404,62 @@ def test_metrics_count_requests_bands_rules_and_the_model_version(client, shop, 
     assert after[("heeldrop_model_info", (("version", champion),))] == 1
 
 
+def test_metrics_count_each_batch_item_and_referrals(client, shop):
+    items = [
+        {"footwear": {"current_drop_mm": 0}},
+        {"footwear": {"current_drop_mm": 8}, "symptoms": {"calf_swelling_one_side": True}},
+        {"footwear": {"current_drop_mm": 8}, "symptoms": {"numbness_tingling": 6}},
+        {"footwear": {"current_drop_mm": 99}},  # invalid: counted by no band or rule
+        {"footwear": {"current_drop_mm": 8}, "symptoms": {"numbness_tingling": 6}},
+        {"footwear": {"current_drop_mm": 12}, "symptoms": {"achilles_pain": 6}},
+    ]
+    before = _samples(client)
+    r = post(client, shop, {"items": items}, "/v1/recommendations/batch")
+    single = post(client, shop, items[5])
+    after = _samples(client)
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    answers = [*(a for a in r.json["results"] if "recommendation" in a), single.json]
+    assert len(answers) == 6
+    bands = [a["recommendation"]["band"] for a in answers]
+    for band in set(bands):
+        assert delta("heeldrop_recommended_bands_total", band=band) == bands.count(band)
+    assert sum(delta("heeldrop_recommended_bands_total", band=b) for b in BANDS) == 6
+    fired = [rule["id"] for a in answers for rule in a["explanation"]["rules"]
+             if not rule["overruled"]]  # fmt: skip
+    assert {"HD001", "HD002"} <= set(fired)
+    for rule in set(fired):
+        assert delta("heeldrop_rule_firings_total", rule=rule) == fired.count(rule)
+    assert delta("heeldrop_referrals_total", urgency="today") == 1
+    assert delta("heeldrop_referrals_total", urgency="soon") == 2
+    batch = {"route": "/v1/recommendations/batch", "method": "POST"}
+    assert delta("heeldrop_http_requests_total", status="200", **batch) == 1
+    assert delta("heeldrop_http_request_seconds_count", **batch) == 1
+    assert delta("heeldrop_http_request_seconds_sum", **batch) > 0
+
+
+def test_metrics_label_methods_outside_http_s_own_as_other(client):
+    before = _samples(client)
+    for method in ("BREW", "WHEN", "BREW"):
+        assert client.open("/livez", method=method).status_code == 405
+    assert client.open("/nowhere", method="GET").status_code == 404
+    after = _samples(client)
+
+    def delta(name, **labels):
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    other = {"route": "unmatched", "method": "other"}  # a 405 matched no rule
+    assert delta("heeldrop_http_requests_total", status="405", **other) == 3
+    assert delta("heeldrop_http_request_seconds_count", **other) == 3
+    unmatched = {"route": "unmatched", "method": "GET", "status": "404"}
+    assert delta("heeldrop_http_requests_total", **unmatched) == 1
+    assert not any(dict(labels).get("method") in ("BREW", "WHEN") for _, labels in after)
+
+
 def test_metrics_are_prometheus_text(client):
     r = client.get("/metrics")
     assert r.status_code == 200 and r.mimetype == "text/plain"

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
 from service.errors import InvalidInput
-from service.metrics import BANDS, REFERRALS, RULES
+from service.metrics import count_answers
 from service.schemas import RecommendationResponseSchema, load_request, request_schema
 
 blp = Blueprint(
@@ -61,14 +61,7 @@ def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, An
     recommender = current_app.extensions["heeldrop"].recommender
     g.model_version = recommender.model.version if recommender.model else None
     responses = recommender.explain(requests, ids)
-    for response in responses:
-        rec = response["recommendation"]
-        BANDS.labels(rec["band"]).inc()
-        if rec["referral"]:
-            REFERRALS.labels(rec["referral"]["urgency"]).inc()
-        for firing in response["explanation"]["rules"]:
-            if not firing["overruled"]:
-                RULES.labels(firing["id"]).inc()
+    count_answers(responses)
     return responses
 
 
