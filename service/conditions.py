@@ -203,7 +203,7 @@ class Firings:
         self.matrix, self.index = matrix, index
 
     def any_of(self, ids: tuple[str, ...]) -> np.ndarray:
-        return self.matrix[[self.index[i] for i in ids]].any(axis=0)
+        return np.logical_or.reduce(self.matrix[[self.index[i] for i in ids]], axis=0)
 
 
 class Program:

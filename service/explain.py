@@ -91,26 +91,11 @@ class TemplateValues(dict[str, Any]):
 
 
 def _effect(rule: Rule, d: Decisions, i: int) -> str:
-    if rule.referral:
-        if rule.provisional:
-            return f"referral {rule.referral}; provisional answer, confidence x{rule.confidence}"
-        return f"referral {rule.referral}; no change of shoes"
-    parts = []
-    if rule.id in d.floors:
-        parts.append(f"floor {d.floors[rule.id][i]:.0f} mm")
-    if rule.id in d.ceilings:
-        parts.append(f"ceiling {d.ceilings[rule.id][i]:.0f} mm")
-    if rule.band:
-        parts.append(f"band of the current drop ({BANDS[d.ctx['current_band'][i]]})")
-    if rule.stage == "range":
-        parts.append("range widened to include the current drop; keep")
-    if rule.pace_weeks:
-        parts.append(f"{rule.pace_weeks} weeks a step")
-    if rule.confidence and not rule.referral:
-        parts.append(f"confidence x{rule.confidence}")
-    if rule.advice:
-        parts.append("advice")
-    return ", ".join(parts)
+    if rule.floor is None and rule.ceiling is None and not rule.band:
+        return rule.effect
+    floor = d.floors[rule.id][i] if rule.floor is not None else None
+    ceiling = d.ceilings[rule.id][i] if rule.ceiling is not None else None
+    return rule.effect.format(floor=floor, ceiling=ceiling, band=BANDS[d.ctx["current_band"][i]])
 
 
 def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
@@ -140,22 +125,39 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
     ]
 
 
-def _shaped(d: Decisions, i: int, rule: Rule) -> bool:
+class _Row:
+    """The numbers of one row that the summary weighs, as Python values."""
+
+    def __init__(self, d: Decisions, i: int):
+        self.i = i
+        self.lo, self.hi = d.allowed_min[i].item(), d.allowed_max[i].item()
+        self.now = d.ctx["current"][i].item()
+        self.band = d.band[i].item()
+        model_band = d.model_band[i].item()
+        self.top = model_band if model_band >= 0 else self.band
+        self.changes = DIRECTIONS[d.direction[i]] != "keep"
+
+
+def _shaped(d: Decisions, row: _Row, rule: Rule) -> bool:
     """Whether a rule shaped this answer: it set the band or widened the range; or it is a
     binding end of the allowed interval that, on its side, excluded the model's top band or
     trimmed the chosen band; or the answer changes shoes and the current drop is beyond it."""
     if rule.band or rule.stage == "range":
         return True
-    lo, hi, now = d.allowed_min[i], d.allowed_max[i], d.ctx["current"][i]
-    top = d.model_band[i] if d.model_band[i] >= 0 else d.band[i]
-    band = d.band[i]
-    floor = d.floors[rule.id][i] if rule.id in d.floors else np.nan
-    ceiling = d.ceilings[rule.id][i] if rule.id in d.ceilings else np.nan
-    low_side = floor == lo and (BAND_HI[top] < lo or BAND_LO[band] < lo)
-    high_side = ceiling == hi and (BAND_LO[top] > hi or BAND_HI[band] > hi)
-    change = DIRECTIONS[d.direction[i]] != "keep" and (floor > now or ceiling < now)
-    return bool(low_side or high_side or change)
+    if rule.floor is not None:
+        floor = d.floors[rule.id][row.i].item()
+        low = floor == row.lo and (_HI[row.top] < row.lo or _LO[row.band] < row.lo)
+        if low or (row.changes and floor > row.now):
+            return True
+    if rule.ceiling is not None:
+        ceiling = d.ceilings[rule.id][row.i].item()
+        high = ceiling == row.hi and (_LO[row.top] > row.hi or _HI[row.band] > row.hi)
+        if high or (row.changes and ceiling < row.now):
+            return True
+    return False
 
+
+_LO, _HI = BAND_LO.tolist(), BAND_HI.tolist()
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.
 LEADS = {
@@ -191,7 +193,8 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[st
     lead = LEADS[DIRECTIONS[d.direction[i]]].format(
         span=span(int(d.range_min[i]), int(d.range_max[i])), band=band, now=now
     )
-    why = [f["message"] for f in active if _shaped(d, i, by_id[f["id"]])][:3]
+    row = _Row(d, i)
+    why = [f["message"] for f in active if _shaped(d, row, by_id[f["id"]])][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
     if set_aside:
@@ -258,17 +261,17 @@ def render(
         model_view["top_band"] = BANDS[top]
         model_view["overridden_by_rules"] = top != int(d.band[i])
     if factors is not None:
-        order = np.argsort(-np.abs(factors[i]))[:TOP_FACTORS]
+        contributions = factors[i].tolist()
         model_view["top_factors"] = [
             {
                 "feature": GROUPS[g],
                 "value": _group_value(d, i, GROUPS[g], X),
-                "contribution": round(float(factors[i, g]), 4),
+                "contribution": round(contributions[g], 4),
             }
-            for g in order
+            for g in np.argsort(-np.abs(factors[i]))[:TOP_FACTORS].tolist()
         ]
-    missing = [p for p in IMPORTANT_INPUTS if _plain(cols[p][i]) is None]
-    if np.isnan(d.ctx["ktw_min"][i]):
+    missing = [p for p in IMPORTANT_INPUTS if _plain(cols[p][i].item()) is None]
+    if math.isnan(d.ctx["ktw_min"][i]):
         missing.append("mobility.knee_to_wall_cm")
     weeks = int(d.pace_weeks[i])
     recommendation = {

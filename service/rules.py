@@ -4,6 +4,7 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,32 @@ class Rule:
     advice: str | None = None
     advice_when: Node | None = None
 
+    @cached_property
+    def effect(self) -> str:
+        """What the rule does, said once: a template of its {floor}, {ceiling} and {band}."""
+        if self.referral:
+            if self.provisional:
+                return (
+                    f"referral {self.referral}; provisional answer, confidence x{self.confidence}"
+                )
+            return f"referral {self.referral}; no change of shoes"
+        parts = []
+        if self.floor is not None:
+            parts.append("floor {floor:.0f} mm")
+        if self.ceiling is not None:
+            parts.append("ceiling {ceiling:.0f} mm")
+        if self.band:
+            parts.append("band of the current drop ({band})")
+        if self.stage == "range":
+            parts.append("range widened to include the current drop; keep")
+        if self.pace_weeks:
+            parts.append(f"{self.pace_weeks} weeks a step")
+        if self.confidence:
+            parts.append(f"confidence x{self.confidence}")
+        if self.advice:
+            parts.append("advice")
+        return ", ".join(parts)
+
 
 OPTIONS = {context_name(f.path): f.choices for f in FIELDS if f.kind == "enum"}
 
@@ -122,6 +149,8 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
         raise RuleError(f"{rid}: missing {sorted(missing)}, unknown {sorted(unknown)}")
     if not re.fullmatch(r"HD\d{3}", rid) or raw["stage"] not in STAGES:
         raise RuleError(f"{rid}: bad id or stage {raw['stage']!r}")
+    if ("floor" in raw or "ceiling" in raw) and raw["stage"] != "bounds":
+        raise RuleError(f"{rid}: a floor or ceiling belongs to the bounds stage")
     if not re.search(r"Grade [ABC]|[Ss]ervice policy", raw["rationale"]):
         raise RuleError(f"{rid}: the rationale must state its evidence grade")
     kinds = context_kinds() | STAGE_VALUES.get(raw["stage"], {})

@@ -644,9 +644,18 @@ def test_the_loader_names_the_broken_rule(tmp_path):
         load_rules(write(tmp_path, text))
 
 
+def test_a_floor_or_ceiling_outside_the_bounds_stage_is_refused(tmp_path):
+    for bound in ('floor = "6"', 'ceiling = "6"'):
+        text = GOOD_RULE.replace('stage = "bounds"', 'stage = "advice"')
+        with pytest.raises(RuleError, match="bounds stage"):
+            load_rules(write(tmp_path, text.replace('floor = "6"', bound)))
+
+
 def test_stage_values_are_only_known_to_the_stages_after_them(tmp_path):
-    ok = GOOD_RULE.replace('stage = "bounds"', 'stage = "pace"').replace(
-        'when = "ktw_min < 6"', 'when = "range_max < current"'
+    ok = (
+        GOOD_RULE.replace('stage = "bounds"', 'stage = "pace"')
+        .replace('when = "ktw_min < 6"', 'when = "range_max < current"')
+        .replace('floor = "6"', "pace_weeks = 6")
     )
     assert load_rules(write(tmp_path, ok))[0].stage == "pace"
     early = GOOD_RULE.replace('when = "ktw_min < 6"', 'when = "range_max < current"')
