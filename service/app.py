@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -20,7 +19,7 @@ from service.errors import error_body
 from service.keys import KeyStore
 from service.logs import configure as configure_logs
 from service.metrics import count_request
-from service.ratelimit import storage_uri
+from service.ratelimit import KeyLimiter, storage_uri
 from service.registry import Registry
 from service.schemas import flatten_errors
 from service.serving import Serving
@@ -79,8 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.before_request(_before)  # before the limiter's hook: it counts per caller's key
     app.after_request(_retry_after_when_refused)  # runs after the limiter's header hook
     # One limiter per app: Flask-Limiter keeps the limits of the first app it was bound to.
-    limiter = Limiter(key_func=lambda: g.get("caller_key") or request.remote_addr or "-")
-    limiter.request_filter(lambda: request.endpoint in PUBLIC or request.endpoint is None)
+    limiter = KeyLimiter(lambda: g.get("caller_key") or request.remote_addr or "-", PUBLIC)
     limiter.init_app(app)
     app.after_request(_after)
     app.register_error_handler(HTTPException, _http_error)

@@ -146,3 +146,69 @@ def test_retry_after_is_only_sent_with_a_refusal(make_app, tokens):
     assert ok.status_code == 200
     assert "Retry-After" not in ok.headers and ok.headers["X-RateLimit-Remaining"] == "0"
     assert_limited(client.get("/v1/model", headers=one))
+
+
+def _sequence(client, one, two):
+    """Statuses and rate-limit headers of a mixed run of requests by two keys."""
+    calls = [("get", "/v1/model", one), ("post", "/v1/recommendations", one),
+             ("get", "/v1/model", two), ("get", "/livez", one), ("get", "/v1/model", one),
+             ("post", "/v1/recommendations", one), ("get", "/v1/model", two),
+             ("get", "/v1/model", one)]  # fmt: skip
+    seen = []
+    for method, path, headers in calls:
+        r = client.open(path, method=method.upper(), headers=headers,
+                        json=ONE if method == "post" else None)  # fmt: skip
+        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "Retry-After")
+        seen.append((r.status_code, *(r.headers.get(name) for name in names)))
+    return seen
+
+
+def test_the_kept_limits_count_like_flask_limiter_s_own_check(make_app, tokens, monkeypatch):
+    """KeyLimiter works out an endpoint's limits once; Flask-Limiter's full check, forced on
+    every request, gives the same answers and headers."""
+    from service.ratelimit import KeyLimiter
+
+    one, two = tokens
+    fast = _sequence(make_app(rate_limit="3/minute").test_client(), one, two)
+    monkeypatch.setattr(KeyLimiter, "_resolve", lambda self, endpoint: None)
+    full = _sequence(make_app(rate_limit="3/minute").test_client(), one, two)
+    assert fast == full
+    statuses = [s[0] for s in fast]
+    assert statuses == [200, 200, 200, 200, 200, 429, 200, 429]
+    assert [s[2] for s in fast] == ["2", "1", "2", None, "0", "0", "1", "0"]
+    assert fast[3] == (200, None, None, None)  # /livez: exempt, no headers
+
+
+def test_limits_are_worked_out_once_per_endpoint(make_app, tokens, monkeypatch):
+    from service.ratelimit import KeyLimiter
+
+    one, _ = tokens
+    resolved = []
+    original = KeyLimiter._resolve
+    monkeypatch.setattr(
+        KeyLimiter, "_resolve", lambda self, e: resolved.append(e) or original(self, e)
+    )
+    client = make_app(rate_limit="100/minute").test_client()
+    for _ in range(5):
+        assert client.get("/v1/model", headers=one).status_code == 200
+        assert client.post("/v1/recommendations", json=ONE, headers=one).status_code == 200
+        assert client.get("/livez").status_code == 200
+    assert sorted(resolved) == ["health.livez", "model.Model", "recommendations.Recommendations"]
+
+
+def test_a_storage_error_is_handled_by_flask_limiter(make_app, tokens, monkeypatch):
+    """With RATELIMIT_SWALLOW_ERRORS a failing storage lets requests through, as Flask-Limiter
+    does; without it the error is a 500 in the one error shape."""
+    from service.ratelimit import SteadyMemoryStorage
+
+    one, _ = tokens
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("storage down")
+
+    monkeypatch.setattr(SteadyMemoryStorage, "incr", broken)
+    swallowing = make_app(rate_limit="3/minute", RATELIMIT_SWALLOW_ERRORS=True).test_client()
+    assert [swallowing.get("/v1/model", headers=one).status_code for _ in range(5)] == [200] * 5
+    strict = make_app(rate_limit="3/minute").test_client()
+    r = strict.get("/v1/model", headers=one)
+    assert r.status_code == 500 and set(r.json) == {"code", "status", "message", "errors"}
