@@ -30,12 +30,14 @@ def band_of(drop: np.ndarray) -> np.ndarray:
 
 
 _CONTEXT_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
+_SIDES = ("left", "right")
+_KTW = tuple(f"mobility.knee_to_wall_cm.{side}" for side in _SIDES)
+_LUNGE = tuple(f"mobility.lunge_angle_deg.{side}" for side in _SIDES)
 
 
-def _side_ktw(cols: Columns, side: str, in_shoes: np.ndarray) -> np.ndarray:
-    ktw = cols[f"mobility.knee_to_wall_cm.{side}"]
-    ktw = np.where(np.isnan(ktw), cols[f"mobility.lunge_angle_deg.{side}"] * CM_PER_DEGREE, ktw)
-    return ktw - SHOE_HEEL_CM * in_shoes
+def _rows(columns: list[np.ndarray]) -> np.ndarray:
+    """Columns as the rows of one matrix (np.stack costs ten times more on short columns)."""
+    return np.concatenate(columns).reshape(len(columns), len(columns[0]))
 
 
 def derive(cols: Columns) -> dict[str, np.ndarray]:
@@ -44,95 +46,125 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     # symptom(x): absent (NaN) counts as none; all eight in one pass
     severity = np.fmax(_rows([ctx[name] for name in SEVERITIES]), 0.0)
     ctx.update(zip(SEVERITIES, severity, strict=True))
-    insert = np.fmax(ctx["heel_insert_mm"], 0.0)
-    ctx["current"] = ctx["current_drop_mm"] + insert
-    in_shoes = (ctx["measured_in"] == "shoes").astype(np.float64)
-    left, right = _side_ktw(cols, "left", in_shoes), _side_ktw(cols, "right", in_shoes)
-    ctx["ktw_left"], ctx["ktw_right"] = left, right
+    current = ctx["current_drop_mm"] + np.fmax(ctx["heel_insert_mm"], 0.0)
+    # both sides at once: knee-to-wall, else the lunge angle in cm; a shoe's heel taken off
+    ktw = _rows([cols[path] for path in _KTW])
+    lunge = _rows([cols[path] for path in _LUNGE])
+    in_shoes = ctx["measured_in"] == "shoes"
+    left, right = np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - SHOE_HEEL_CM * in_shoes
+    ctx.update(current=current, ktw_left=left, ktw_right=right)
     ctx["ktw_min"] = np.fmin(left, right)
     ctx["ktw_asym"] = np.abs(left - right)
     ctx["pain3"] = severity[: len(PAIN3)].max(axis=0) >= 3
-    runs = (ctx["primary"] == "running") | (ctx["running_km_per_week"] >= 5)
+    primary = ctx["primary"]
+    runs = (primary == "running") | (ctx["running_km_per_week"] >= 5)
     ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
-    ctx["lifting"] = (ctx["primary"] == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
-    ctx["current_band"] = band_of(ctx["current"])
+    ctx["lifting"] = (primary == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
+    ctx["current_band"] = band_of(current)
     return ctx
 
 
-_BAND_FEATURES = [f"current_band_{b}" for b in BANDS]
+# The classifier's inputs, in the order of its coefficients (a registered model names them).
+FEATURES: tuple[str, ...] = (
+    "current_drop",
+    *(f"current_band_{b}" for b in BANDS),
+    "age_years",
+    "body_mass_kg",
+    "male",
+    "years_in_heeled_shoes",
+    "log_weeks_in_current_drop",
+    "drop_change_from_previous",
+    "high_heel_hours_per_week",
+    "running_km_per_week",
+    "regular_runner",
+    "lifting",
+    *SEVERITIES[:6],
+    "started_after_shoe_change",
+    "ktw_min_cm",
+    "ktw_missing",
+    "ktw_below_6",
+    "ktw_below_10",
+    "ktw_asym_cm",
+    "restriction_front",
+    "restriction_back",
+    "deep_squat_heels_down",
+    "zero_drop_convert",
+    "zero_drop_convert_pain",
+    "current_drop_squared",
+    "adapted",
+    "adapted_x_current",
+    *(f"{name}_3" for name in SEVERITIES[2:6]),
+    "body_mass_over_71",
+    "runner_in_low_drop",
+    "front_block_severe",
+    "back_block_severe",
+)
 _BAND_INDEX = np.arange(len(BANDS))[:, None]
-_PAIN_FEATURES = [f"{name}_3" for name in SEVERITIES[2:6]]
-
-
-def _rows(columns: list[np.ndarray]) -> np.ndarray:
-    """Columns as the rows of one matrix (np.stack costs ten times more on short columns)."""
-    return np.concatenate(columns).reshape(len(columns), len(columns[0]))
-
-
-def _flag(x: np.ndarray) -> np.ndarray:
-    return x == 1
-
-
-def model_columns(ctx: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Named model inputs; NaN where absent (the pipeline imputes), indicators where it matters."""
-    current = ctx["current"]
-    ktw = ctx["ktw_min"]
-    felt = ctx["restriction_felt"]
-    pinch_front = (felt == "front") | (felt == "both")
-    heeled = np.fmax(ctx["years_in_heeled_shoes"], 0.0)
-    recent = (ctx["started_after_shoe_change"] == 1) | (ctx["weeks_in_current_drop"] < 26)
-    convert = (current <= 2) & recent & (heeled >= 5)
-    back_pain = np.fmax(
-        np.fmax(ctx["calf_tightness"], ctx["achilles_pain"]), ctx["plantar_heel_pain"]
-    )
-    adapted = ~ctx["pain3"] & (ktw >= 10)
-    feats = {
-        "current_drop": current,
-        **dict(zip(_BAND_FEATURES, ctx["current_band"] == _BAND_INDEX, strict=True)),
-        "age_years": ctx["age_years"],
-        "body_mass_kg": ctx["body_mass_kg"],
-        "male": (ctx["sex"] == "male"),
-        "years_in_heeled_shoes": heeled,
-        "log_weeks_in_current_drop": np.log1p(ctx["weeks_in_current_drop"]),
-        "drop_change_from_previous": current - ctx["previous_drop_mm"],
-        "high_heel_hours_per_week": np.fmax(ctx["high_heel_hours_per_week"], 0.0),
-        "running_km_per_week": np.fmax(ctx["running_km_per_week"], 0.0),
-        "regular_runner": ctx["regular_runner"],
-        "lifting": ctx["lifting"],
-        **{name: ctx[name] for name in SEVERITIES[:6]},
-        "started_after_shoe_change": _flag(ctx["started_after_shoe_change"]),
-        "ktw_min_cm": ktw,
-        "ktw_missing": np.isnan(ktw),
-        "ktw_below_6": (ktw < 6),
-        "ktw_below_10": (ktw < 10),
-        "ktw_asym_cm": np.fmax(ctx["ktw_asym"], 0.0),
-        "restriction_front": pinch_front,
-        "restriction_back": (ctx["restriction_felt"] == "back"),
-        "deep_squat_heels_down": _flag(ctx["deep_squat_heels_down"]),
-        "zero_drop_convert": convert,
-        "zero_drop_convert_pain": convert * back_pain,
-        "current_drop_squared": np.square(current) / 10,
-        "adapted": adapted,
-        "adapted_x_current": adapted * current,
-        **dict(
-            zip(_PAIN_FEATURES, _rows([ctx[name] for name in SEVERITIES[2:6]]) >= 3, strict=True)
-        ),
-        "body_mass_over_71": np.fmin(np.fmax(ctx["body_mass_kg"] - 71.4, 0.0) / 20, 1.0),
-        "runner_in_low_drop": ctx["regular_runner"] * (current <= 6),
-        "front_block_severe": pinch_front * (ktw < 6),
-        "back_block_severe": (ctx["restriction_felt"] == "back") * (ktw < 6),
-    }
-    return feats
+_FELT = np.array([["front"], ["both"], ["back"]])
+_AT_MOST = np.array([[2.0], [6.0]])  # current <= 2 (zero drop), <= 6 (low)
+_BELOW = np.array([[6.0], [10.0], [26.0]])  # ktw < 6, ktw < 10, weeks < 26
 
 
 def model_matrix(ctx: dict[str, np.ndarray]) -> np.ndarray:
-    """The n x len(FEATURES) float matrix the classifier sees."""
-    n = len(ctx["current"])
-    flat = np.concatenate(list(model_columns(ctx).values()), dtype=np.float64, casting="unsafe")
-    return flat.reshape(len(FEATURES), n).T  # feature by feature in memory, n x features
+    """The n x len(FEATURES) float matrix the classifier sees; NaN where absent (the pipeline
+    imputes), indicators where it matters. Like features share one numpy call."""
+    current, ktw, weeks = ctx["current"], ctx["ktw_min"], ctx["weeks_in_current_drop"]
+    felt = ctx["restriction_felt"] == _FELT  # front, both, back
+    front, back = felt[0] | felt[1], felt[2]
+    clipped = np.fmax(
+        _rows([ctx[name] for name in ("years_in_heeled_shoes", "high_heel_hours_per_week",
+                                      "running_km_per_week", "ktw_asym")]),
+        0.0,
+    )  # fmt: skip
+    heeled = clipped[0]
+    at_most = current <= _AT_MOST
+    below = _rows([ktw, ktw, weeks]) < _BELOW
+    given = _rows([ctx["started_after_shoe_change"], ctx["deep_squat_heels_down"]]) == 1
+    convert = at_most[0] & (given[0] | below[2]) & (heeled >= 5)
+    pains = _rows([ctx[name] for name in SEVERITIES[:6]])
+    adapted = ~ctx["pain3"] & (ktw >= 10)
+    mass = ctx["body_mass_kg"]
+    runner = ctx["regular_runner"]
+    pieces = (
+        current,
+        ctx["current_band"] == _BAND_INDEX,
+        ctx["age_years"],
+        mass,
+        ctx["sex"] == "male",
+        heeled,
+        np.log1p(weeks),
+        current - ctx["previous_drop_mm"],
+        clipped[1],
+        clipped[2],
+        runner,
+        ctx["lifting"],
+        pains,
+        given[0],
+        ktw,
+        np.isnan(ktw),
+        below[0],
+        below[1],
+        clipped[3],
+        front,
+        back,
+        given[1],
+        convert,
+        convert * pains[1:4].max(axis=0),  # calf, Achilles or plantar heel pain
+        np.square(current) / 10,
+        adapted,
+        adapted * current,
+        pains[2:6] >= 3,
+        np.fmin(np.fmax(mass - 71.4, 0.0) / 20, 1.0),
+        runner * at_most[1],
+        front * below[0],
+        back * below[0],
+    )
+    flat = np.concatenate([p.ravel() for p in pieces], dtype=np.float64, casting="unsafe")
+    return flat.reshape(len(FEATURES), len(current)).T  # feature by feature in memory
 
 
-FEATURES: tuple[str, ...] = tuple(model_columns(derive(empty(0))))
+if model_matrix(derive(empty(1))).shape != (1, len(FEATURES)):
+    raise RuntimeError("model_matrix and FEATURES disagree")  # a change made to one only
 
 # The input each feature stands for, so attributions name something a person gave us.
 _INPUT_BY_PREFIX = {
