@@ -6,12 +6,15 @@ import re
 import time
 import traceback
 import uuid
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from flask import Flask, Response, current_app, g, request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.sansio.response import Response as BaseResponse
 
 from service.config import Config
 from service.db import engine_for, upgrade
@@ -41,6 +44,47 @@ PUBLIC_DOCS = {
 api = Api()
 
 
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON provider, encoding with orjson: a recommendation's body in ~1.2 us instead
+    of ~18 us, a 100-item batch's in ~0.14 ms instead of ~1.7 ms (measured in-process).
+
+    The output parses to what Flask's encoder writes; only its bytes differ (no spaces, non-ASCII
+    as UTF-8 rather than \\u escapes). Dates and dataclasses still go through Flask's `default`
+    (dates as HTTP dates). Whatever orjson refuses (strings with lone surrogates, such as an
+    echoed client_ref, integers beyond 64 bits, non-string keys, other types) and any call with
+    json.dumps arguments (indent, ...) is encoded by Flask's encoder as before. Decoding is
+    Flask's. Keys are not sorted: answers keep the order the code builds them in.
+    """
+
+    sort_keys = False
+    OPTIONS = (
+        orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_SERIALIZE_NUMPY
+    )  # fmt: skip
+
+    def _encode(self, obj: Any, option: int = 0) -> bytes:
+        sort = orjson.OPT_SORT_KEYS if self.sort_keys else 0
+        return orjson.dumps(obj, default=self.default, option=self.OPTIONS | sort | option)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if not kwargs:
+            try:
+                return self._encode(obj).decode()
+            except TypeError:  # orjson.JSONEncodeError is one
+                pass
+        return super().dumps(obj, **kwargs)
+
+    def response(self, *args: Any, **kwargs: Any) -> BaseResponse:
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)  # indented, by Flask's encoder
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body = self._encode(obj, orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            return super().response(*args, **kwargs)
+        return cast(Flask, self._app).response_class(body, mimetype=self.mimetype)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `test_config` overrides Config fields (and Flask settings in upper case)."""
     overrides = test_config or {}
@@ -48,6 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         Config(), **{k: v for k, v in overrides.items() if not k.isupper()}
     )
     app = Flask(__name__)
+    app.json = JsonProvider(app)
     app.config.update(
         API_TITLE="heeldrop",
         API_VERSION="1",
@@ -65,7 +110,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         HEELDROP=config,
     )
     app.config.update({k: v for k, v in overrides.items() if k.isupper()})
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     configure_logs()
     engine = engine_for(config.database_url)
     upgrade(config.database_url)

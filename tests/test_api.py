@@ -89,6 +89,53 @@ def test_a_recommendation_has_every_field_of_the_spec(client, shop, champion):
     assert out["degraded"] is False
 
 
+def test_an_answer_is_the_json_flask_s_own_encoder_writes(app, client, shop):
+    from flask.json.provider import DefaultJSONProvider
+
+    r = post(client, shop, {"client_ref": "caf\u00e9 17", "footwear": {"current_drop_mm": 12},
+                            "symptoms": {"achilles_pain": 6}})  # fmt: skip
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    raw = r.get_data()
+    assert raw.endswith(b"}\n") and "café 17".encode() in raw
+    flask_s = DefaultJSONProvider(app)
+    flask_s.sort_keys = False
+    body = json.loads(raw)
+    assert body["client_ref"] == "café 17"
+    assert json.loads(flask_s.dumps(body)) == body
+    assert list(body) == ["request_id", "client_ref", "recommendation", "explanation", "advice",
+                          "degraded"]  # fmt: skip  # the order the code builds it in
+
+
+def test_what_orjson_refuses_is_encoded_by_flask_s_encoder(app):
+    import dataclasses
+    import datetime
+    import decimal
+    import uuid
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    when = datetime.datetime(2026, 11, 25, 8, 30, tzinfo=datetime.UTC)
+    cases = [
+        {"ref": "a\ud800b"},  # a lone surrogate, as an echoed client_ref may hold
+        {"big": 2**70, "small": -(2**70)},
+        {1: "non-string key", "k": None},
+        {"when": when, "day": when.date(), "p": Point(3), "d": decimal.Decimal("1.5"),
+         "u": uuid.UUID(int=7)},
+        [1.5, 0.1, 1e-7, 1e300, -0.0, True, None, "x", (1, 2)],
+    ]  # fmt: skip
+    for obj in cases:
+        flask_s = json.dumps(obj, default=app.json.default, sort_keys=False)
+        assert json.loads(app.json.dumps(obj)) == json.loads(flask_s)
+        with app.app_context():
+            response = app.json.response(obj)
+        assert json.loads(response.get_data()) == json.loads(flask_s)
+    assert json.loads(app.json.dumps({"when": when}))["when"] == "Wed, 25 Nov 2026 08:30:00 GMT"
+    with pytest.raises(TypeError):
+        app.json.dumps({"x": object()})
+
+
 def test_the_client_ref_is_echoed_and_null_when_absent(client, shop):
     assert post(client, shop, {**ONE, "client_ref": "shop-42/a"}).json["client_ref"] == "shop-42/a"
     assert post(client, shop, ONE).json["client_ref"] is None
