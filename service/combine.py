@@ -111,7 +111,7 @@ class _Run:
         self.book, self.ctx = book, ctx
         self.n = n = len(ctx["current"])
         self.fired = np.zeros((len(book.rules), n), dtype=bool)
-        self.overruled = np.zeros_like(self.fired)
+        self.overruled = np.zeros((len(book.rules), n), dtype=bool)
         self.advice_when: dict[int, np.ndarray] = {}
         self.reasons: dict[str, list[np.ndarray]] = {}
         self.floors: dict[str, np.ndarray] = {}
@@ -180,8 +180,9 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     """Run every combining step of RULES.md over all rows at once."""
     run = _Run(book, ctx)
     current = ctx["current"]
-    run.stage("referral")
-    stop = (run.fired & book.stops[:, None]).any(axis=0)
+    referred = bool(run.stage("referral"))  # some row has a referral: the steps it adds run
+    stop = (run.fired & book.stops[:, None]).any(axis=0) if referred else np.zeros(run.n, bool)
+    stopped = referred and bool(np.count_nonzero(stop))
     lo, hi = run.bounds()
     run.stage("advice")
     ctx["fired"] = Firings(run.fired, book.index)
@@ -199,7 +200,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         rmin = np.where(mask, np.fmin(rmin, np.floor(current)), rmin)
         rmax = np.where(mask, np.fmax(rmax, np.ceil(current)), rmax)
     # A hard referral: no change, and every other firing is listed as overruled.
-    if np.count_nonzero(stop):
+    if stopped:
         rmin = np.where(stop, np.floor(current), rmin)
         rmax = np.where(stop, np.ceil(current), rmax)
         band = np.where(stop, ctx["current_band"], band)
@@ -210,20 +211,26 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     for j, rule in run.stage("pace"):
         pace = np.where(run.fired[j], np.fmax(pace, rule.pace_weeks or 0), pace)
     fired, overruled = run.fired, run.overruled
-    overruled |= stop & fired & ~book.stops[:, None]
-    active = fired & ~overruled
     # A bound set aside for a higher-priority bound keeps its advice (e.g. HD015's bone-stress
     # warning); only a hard referral silences advice.
-    advice = fired & book.has_advice[:, None] & ~stop
+    advice = fired & book.has_advice[:, None]
+    if stopped:
+        overruled |= stop & fired & ~book.stops[:, None]
+        advice &= ~stop
+    active = fired & ~overruled
     for j, when in run.advice_when.items():
         advice[j] &= when
     base = probs[np.arange(run.n), band] if probs is not None else RULES_ONLY_CONFIDENCE
     factor = np.where(active, book.factor, 1.0).prod(axis=0)
-    factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
     direction = np.where(
         current > rmax, 1, np.where(current >= rmin, 0, np.where(current <= 2, 3, 2))
     )
-    direction = np.where(stop, 0, direction)  # a referral changes nothing, whatever the drop
+    if stopped:
+        factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
+        direction = np.where(stop, 0, direction)  # a referral changes nothing, whatever the drop
+    urgency = np.zeros(run.n, dtype=np.int8)
+    if referred:
+        urgency = np.where(active, book.urgency[:, None], 0).max(axis=0).astype(np.int8)
     return Decisions(
         book=book,
         ctx=ctx,
@@ -234,7 +241,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         floors=run.floors,
         ceilings=run.ceilings,
         reasons=run.reasons,
-        urgency=np.where(active, book.urgency[:, None], 0).max(axis=0, initial=0).astype(np.int8),
+        urgency=urgency,
         model_band=model_band,
         band=band,
         allowed_min=lo,
