@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -133,3 +134,19 @@ def test_an_unexpected_error_is_logged_by_type_and_place_never_its_message(
     assert error["request_id"] == r.headers["X-Request-ID"]
     for sentinel in SENTINELS:
         assert sentinel not in json.dumps(lines())
+
+
+def test_the_formatter_writes_ts_level_msg_and_only_the_known_fields():
+    formatter = JsonFormatter()
+    record = logging.LogRecord("heeldrop", logging.WARNING, __file__, 1, "model %s", ("x",), None)
+    record.__dict__.update(event="model_refused", reason="caf\u00e9 \ud800", status=409,
+                           body=VALID, latency_ms=1.5)  # fmt: skip
+    for created in (1764633600.25, 1764633600.75, 1764633601.0, 1764633659.999):
+        record.created = created
+        line = json.loads(formatter.format(record))
+        assert line == {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)),
+                        "level": "warning", "msg": "model x", "event": "model_refused",
+                        "reason": "caf\u00e9 \ud800", "status": 409, "latency_ms": 1.5}  # fmt: skip
+        assert list(line)[:3] == ["ts", "level", "msg"]
+    record.reason = "plain"
+    assert json.loads(formatter.format(record))["reason"] == "plain"
