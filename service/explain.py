@@ -125,6 +125,9 @@ def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
     ]
 
 
+_LO, _HI = BAND_LO.tolist(), BAND_HI.tolist()
+
+
 class _Row:
     """The numbers of one row that the summary weighs, as Python values."""
 
@@ -156,8 +159,6 @@ def _shaped(d: Decisions, row: _Row, rule: Rule) -> bool:
             return True
     return False
 
-
-_LO, _HI = BAND_LO.tolist(), BAND_HI.tolist()
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.
 LEADS = {
