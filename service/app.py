@@ -3,9 +3,9 @@
 import dataclasses
 import logging
 import re
+import secrets
 import time
 import traceback
-import uuid
 from typing import Any, cast
 
 import orjson
@@ -120,7 +120,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     _register(app)
     app.before_request(_before)  # before the limiter's hook: it counts per caller's key
-    app.after_request(_retry_after_when_refused)  # runs after the limiter's header hook
     # One limiter per app: Flask-Limiter keeps the limits of the first app it was bound to.
     limiter = KeyLimiter(lambda: g.get("caller_key") or request.remote_addr or "-", PUBLIC)
     limiter.init_app(app)
@@ -151,62 +150,66 @@ def _register(app: Flask) -> None:
 
 
 def _before() -> Response | None:
-    g.start = time.perf_counter()
-    given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-    if request.endpoint in PUBLIC or request.endpoint is None:
+    req, ctx = _current(request), _current(g)  # each proxy access costs a lookup
+    ctx.start = time.perf_counter()
+    given = req.headers.get("X-Request-ID", "")
+    ctx.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+    endpoint = req.endpoint
+    if endpoint is None or endpoint in PUBLIC:
         return None
-    token = request.headers.get("Authorization", "")
+    token = req.headers.get("Authorization", "")
+    app = _current(current_app)
     caller = None
     if token.startswith("Bearer "):
-        caller = current_app.extensions["heeldrop.keys"].verify(token[7:].strip())
+        caller = app.extensions["heeldrop.keys"].verify(token[7:].strip())
     if caller is None:
         response = _error(401, "a valid 'Authorization: Bearer <key>' header is required")
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected
         return response
-    g.caller_key = caller.key_id
-    if request.path.startswith("/admin") and not caller.admin:
+    ctx.caller_key = caller.key_id
+    path = req.path
+    if path.startswith("/admin") and not caller.admin:
         return _error(403, "this route needs an admin key")
-    if request.method == "POST" and request.path.startswith(BODY_ROUTES):
-        if not request.is_json:
+    if req.method == "POST" and path.startswith(BODY_ROUTES):
+        if not req.is_json:
             return _error(415, "send JSON with 'Content-Type: application/json'")
-        config: Config = current_app.config["HEELDROP"]
-        limit = config.max_batch_body_bytes if "batch" in request.path else config.max_body_bytes
-        request.max_content_length = limit + 1  # a chunked body has no length: read 1 byte past
-        if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
+        config: Config = app.config["HEELDROP"]
+        limit = config.max_batch_body_bytes if "batch" in path else config.max_body_bytes
+        req.max_content_length = limit + 1  # a chunked body has no length: read 1 byte past
+        if (req.content_length or 0) > limit or len(req.get_data(cache=True)) > limit:
             return _error(413, f"the body is over {limit} bytes")
     return None
 
 
 def _after(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule else "unmatched"
-    elapsed = time.perf_counter() - g.get("start", time.perf_counter())
-    response.headers["X-Request-ID"] = g.get("request_id", "")
-    version = g.get("model_version")
+    req, ctx = _current(request), _current(g)
+    rule = req.url_rule
+    route = rule.rule if rule else "unmatched"
+    elapsed = time.perf_counter() - ctx.get("start", time.perf_counter())
+    request_id = ctx.get("request_id")
+    response.headers["X-Request-ID"] = request_id or ""
+    version = ctx.get("model_version")
     if version:
         response.headers["X-Model-Version"] = version
-    count_request(route, request.method, response.status_code, elapsed)
-    model = current_app.extensions["heeldrop"].recommender.model
+    else:  # the serving model's version on every line, errors included
+        model = _current(current_app).extensions["heeldrop"].recommender.model
+        version = model.version if model else None
+    status = response.status_code
+    count_request(route, req.method, status, elapsed)
     log.info(
         "request",
         extra={
-            "event": "request", "request_id": g.get("request_id"), "method": request.method,
-            "route": route, "status": response.status_code,
-            "latency_ms": round(elapsed * 1000, 3),
-            # the serving model's version on every line, errors included
-            "model_version": version or (model.version if model else None),
-            "key": g.get("caller_key"), "items": g.get("items"),
+            "event": "request", "request_id": request_id, "method": req.method,
+            "route": route, "status": status, "latency_ms": round(elapsed * 1000, 3),
+            "model_version": version, "key": ctx.get("caller_key"), "items": ctx.get("items"),
         },
     )  # fmt: skip
     return response
 
 
-def _retry_after_when_refused(response: Response) -> Response:
-    """Flask-Limiter sends Retry-After on every answer; it means "wait" (RFC 9110), so only a
-    429 or 503 keeps it. The X-RateLimit-* headers stay on every limited route."""
-    if response.status_code not in (429, 503):
-        response.headers.pop("Retry-After", None)
-    return response
+def _current(proxy: Any) -> Any:
+    """The object behind a Flask context proxy (request, g, current_app)."""
+    return proxy._get_current_object()
 
 
 def _error(code: int, message: str, errors: dict[str, Any] | None = None) -> Any:

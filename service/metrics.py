@@ -5,7 +5,6 @@ then writes its samples to files there and /metrics aggregates them.
 """
 
 import os
-from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,18 +71,17 @@ def count_request(route: str, method: str, status: int, seconds: float) -> None:
 def count_answers(responses: Iterable[Mapping[str, Any]]) -> None:
     """Bands, referrals and (not overruled) rule firings of answered requests, one increment
     per distinct label: a batch of 100 with the same three rules costs three, not 300."""
-    bands: Tally[str] = Tally()
-    referrals: Tally[str] = Tally()
-    rules: Tally[str] = Tally()
+    tally: dict[tuple[Any, str], int] = {}
     for response in responses:
         rec = response["recommendation"]
-        bands[rec["band"]] += 1
+        keys = [(BANDS, rec["band"])]
         if rec["referral"]:
-            referrals[rec["referral"]["urgency"]] += 1
-        rules.update(f["id"] for f in response["explanation"]["rules"] if not f["overruled"])
-    for metric, tally in ((BANDS, bands), (REFERRALS, referrals), (RULES, rules)):
-        for label, n in tally.items():
-            _child(metric, label).inc(n)
+            keys.append((REFERRALS, rec["referral"]["urgency"]))
+        keys += [(RULES, f["id"]) for f in response["explanation"]["rules"] if not f["overruled"]]
+        for key in keys:
+            tally[key] = tally.get(key, 0) + 1
+    for (metric, label), n in tally.items():
+        _child(metric, label).inc(n)
 
 
 def show_model(version: str) -> None:

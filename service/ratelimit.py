@@ -5,18 +5,24 @@
   profiling put that at 0.2 ms a request. Expiry is checked on every read anyway, so the sweep
   is housekeeping: here it runs once a second. Redis URLs are used as they are.
 - Which limits apply is worked out once per endpoint (`KeyLimiter`), not on every request.
+- Retry-After only on a refusal: Flask-Limiter puts it on every answer of a limited route, but
+  it means "wait" (RFC 9110), so only a 429 or 503 carries it. The X-RateLimit-* headers stay
+  on every answer of a limited route.
 """
 
 import threading
+import time
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import Any
 
 import flask
-from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from flask_limiter import HeaderNames, Limiter, RateLimitExceeded, RequestLimit
 from limits.storage import MemoryStorage
 
 SWEEP_SECONDS = 1.0
 SCHEME = "heeldrop-memory"
+REFUSALS = (429, 503)  # the answers that carry Retry-After
 
 
 class SteadyMemoryStorage(MemoryStorage):
@@ -50,6 +56,10 @@ class KeyLimiter(Limiter):
     its headers, `RateLimitExceeded` for the 429). Limits that need more (meta limits,
     conditional deductions, breach or exemption callbacks, per-method lists) and any storage
     error go through Flask-Limiter's own check.
+
+    Its header hook is replaced too: the same X-RateLimit-Limit, -Remaining and -Reset, and
+    Retry-After only on a 429 or 503 (see the module's note), without setting and removing it
+    on every other answer; anything it does not cover goes through Flask-Limiter's hook.
     """
 
     def __init__(self, key_func: Callable[[], str], exempt: Collection[str]) -> None:
@@ -57,6 +67,49 @@ class KeyLimiter(Limiter):
         self.exempt_endpoints = frozenset(exempt)
         self.request_filter(self._is_exempt)
         self._resolved: dict[str, tuple[Any, ...] | None] = {}
+
+    def init_app(self, app: flask.Flask) -> None:
+        super().init_app(app)
+        own = getattr(Limiter, "_Limiter__inject_headers")  # noqa: B009 - a mangled name
+        hooks = app.after_request_funcs.setdefault(None, [])
+        for i, hook in enumerate(hooks):
+            if isinstance(hook, partial) and hook.func is own and hook.args == (self,):
+                hooks[i] = self._inject_headers
+        self._flask_limiter_headers = partial(own, self)
+
+    def _inject_headers(self, response: flask.Response) -> flask.Response:
+        """X-RateLimit-* on every answer of a limited route, Retry-After on a 429 or 503."""
+        context = self.context
+        headers = response.headers
+        refused = response.status_code in REFUSALS
+        if (
+            context.conditional_deductions or self._retry_after or self._storage_dead
+            or (refused and "Retry-After" in headers)  # Flask-Limiter takes the later of two
+        ):  # fmt: skip
+            return self._flask_limiter_headers_refusals_only(response)
+        limit = context.view_rate_limit
+        if limit is None or not (self.enabled and self._headers_enabled and self._header_mapping):
+            return response
+        try:
+            reset_at = limit.reset_at
+            remaining = limit.remaining
+        except Exception:  # storage trouble: Flask-Limiter's hook decides (raise, swallow)
+            return self._flask_limiter_headers_refusals_only(response)
+        names = self._header_mapping
+        headers.add(names[HeaderNames.LIMIT], str(limit.limit.amount))
+        headers.add(names[HeaderNames.REMAINING], str(remaining))
+        headers.add(names[HeaderNames.RESET], str(reset_at))
+        if refused:
+            headers[names[HeaderNames.RETRY_AFTER]] = str(int(reset_at - time.time()))
+        else:
+            headers.pop("Retry-After", None)  # as before: none on an answer that is not a refusal
+        return response
+
+    def _flask_limiter_headers_refusals_only(self, response: flask.Response) -> flask.Response:
+        response = self._flask_limiter_headers(response)
+        if response.status_code not in REFUSALS:
+            response.headers.pop("Retry-After", None)
+        return response
 
     def _is_exempt(self) -> bool:
         endpoint = flask.request.endpoint

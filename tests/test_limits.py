@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import time
 import uuid
 
 import pytest
@@ -115,7 +116,6 @@ def test_two_app_instances_sharing_redis_share_the_limit(make_app, tokens, redis
 
 def test_a_window_that_has_passed_lets_the_key_in_again(make_app, tokens):
     """In-memory counters expire on read, though the sweep of old counters runs once a second."""
-    import time
 
     one, _ = tokens
     client = make_app(rate_limit="2/second").test_client()
@@ -158,8 +158,12 @@ def _sequence(client, one, two):
     for method, path, headers in calls:
         r = client.open(path, method=method.upper(), headers=headers,
                         json=ONE if method == "post" else None)  # fmt: skip
-        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "Retry-After")
-        seen.append((r.status_code, *(r.headers.get(name) for name in names)))
+        counts = [r.headers.get(name) for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining")]
+        # times: whether present, and sane (they tick with the clock, so are not compared)
+        reset, retry = r.headers.getlist("X-RateLimit-Reset"), r.headers.get("Retry-After")
+        assert len(reset) <= 1 and all(0 < int(t) - time.time() <= 61 for t in reset)
+        assert retry is None or 0 < int(retry) <= 60
+        seen.append((r.status_code, *counts, bool(reset), retry is not None))
     return seen
 
 
@@ -171,12 +175,17 @@ def test_the_kept_limits_count_like_flask_limiter_s_own_check(make_app, tokens, 
     one, two = tokens
     fast = _sequence(make_app(rate_limit="3/minute").test_client(), one, two)
     monkeypatch.setattr(KeyLimiter, "_resolve", lambda self, endpoint: None)
+    # and Flask-Limiter's header hook, with Retry-After removed from all but refusals as before
+    monkeypatch.setattr(KeyLimiter, "_inject_headers",
+                        KeyLimiter._flask_limiter_headers_refusals_only)  # fmt: skip
     full = _sequence(make_app(rate_limit="3/minute").test_client(), one, two)
     assert fast == full
     statuses = [s[0] for s in fast]
     assert statuses == [200, 200, 200, 200, 200, 429, 200, 429]
+    assert [s[1] for s in fast] == ["3", "3", "3", None, "3", "3", "3", "3"]
     assert [s[2] for s in fast] == ["2", "1", "2", None, "0", "0", "1", "0"]
-    assert fast[3] == (200, None, None, None)  # /livez: exempt, no headers
+    assert [s[3] for s in fast] == [True, True, True, False, True, True, True, True]
+    assert [s[4] for s in fast] == [False, False, False, False, False, True, False, True]
 
 
 def test_limits_are_worked_out_once_per_endpoint(make_app, tokens, monkeypatch):
