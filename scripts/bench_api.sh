@@ -3,7 +3,8 @@
 #   GET /livez (the baseline: a bare route through the same app and server),
 #   POST /v1/recommendations (one realistic request),
 #   POST /v1/recommendations/batch (100 items a request; items/s).
-# Prints req/s, p50, p99 and errors for each, and recommendations/livez (goal: >= 0.50, 0 errors).
+# Prints req/s, p50, p99, errors and the workers' CPU time per request for each, and
+# recommendations/livez in req/s (goal: >= 0.50, 0 errors).
 #
 #   scripts/bench_api.sh [--duration SECONDS] [--connections N] [--workers N]
 #
@@ -21,7 +22,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION="$2"; shift 2 ;;
         --connections) CONNECTIONS="$2"; shift 2 ;;
         --workers) WORKERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -127,32 +128,53 @@ end
 EOF
 
 THREADS=2
+TICKS="$(getconf CLK_TCK 2>/dev/null || echo 100)"
+# CPU time (user + system, clock ticks) the gunicorn workers have used: the live ones' from
+# /proc/PID/stat, plus the master's cutime + cstime, which holds the workers that have exited
+# (max_requests replaces workers during a long run). Empty where there is no /proc.
+worker_ticks() {
+    [ -r "/proc/$SERVER_PID/stat" ] || return 0
+    local pid total
+    total="$(awk '{ print $16 + $17 }' "/proc/$SERVER_PID/stat")"
+    for pid in $(cat "/proc/$SERVER_PID/task/"*/children 2>/dev/null); do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
 # errors = socket errors (connect, read, write, timeout over 30 s) + non-2xx/3xx answers
-run() {  # name path body-file -> "req/s p50_ms p99_ms errors"
-    local out
+# worker CPU = the workers' CPU time over the run / requests: what a request costs them, which
+# other load on the machine changes much less than req/s (a replacement worker's start-up is
+# counted too).
+run() {  # name path body-file -> "req/s p50_ms p99_ms errors worker_cpu_us"
+    local out before after
+    before="$(worker_ticks)"
     out="$(BODY_FILE="$3" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s \
         --latency -s "$WORK/bench.lua" "$URL$2")"
+    after="$(worker_ticks)"
     echo "$out" >"$WORK/wrk-$1.txt"
-    echo "$out" | awk '/^RESULT/ {
-        printf "%.1f %.2f %.2f %d\n", $2 / ($3 / 1e6), $4 / 1000, $5 / 1000, $6 }'
+    echo "$out" | awk -v before="$before" -v after="$after" -v ticks="$TICKS" '/^RESULT/ {
+        cpu = (before != "" && after != "" && $2 > 0) ? \
+            sprintf("%.0f", (after - before) / ticks * 1e6 / $2) : "-"
+        printf "%.1f %.2f %.2f %d %s\n", $2 / ($3 / 1e6), $4 / 1000, $5 / 1000, $6, cpu }'
 }
 
 echo "warming up (3 s)..." >&2
 BODY_FILE="$WORK/one.json" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$WORK/bench.lua" \
     "$URL/v1/recommendations" >/dev/null
 
-read -r LIVEZ_RPS LIVEZ_P50 LIVEZ_P99 LIVEZ_ERR < <(run livez /livez "")
-read -r REC_RPS REC_P50 REC_P99 REC_ERR < <(run recommendations /v1/recommendations "$WORK/one.json")
-read -r BATCH_RPS BATCH_P50 BATCH_P99 BATCH_ERR < <(run batch /v1/recommendations/batch "$WORK/batch.json")
+read -r LIVEZ_RPS LIVEZ_P50 LIVEZ_P99 LIVEZ_ERR LIVEZ_CPU < <(run livez /livez "")
+read -r REC_RPS REC_P50 REC_P99 REC_ERR REC_CPU < <(run recommendations /v1/recommendations "$WORK/one.json")
+read -r BATCH_RPS BATCH_P50 BATCH_P99 BATCH_ERR BATCH_CPU < <(run batch /v1/recommendations/batch "$WORK/batch.json")
 
 MODEL="$(curl -fs "$URL/readyz" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("model_version"))')"
 echo
 echo "heeldrop API bench: $WORKERS gunicorn workers, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s," \
     "$(nproc 2>/dev/null || echo '?') cores, model $MODEL"
-printf '%-34s %10s %9s %9s %7s\n' "route" "req/s" "p50 ms" "p99 ms" "errors"
-printf '%-34s %10s %9s %9s %7s\n' "GET /livez" "$LIVEZ_RPS" "$LIVEZ_P50" "$LIVEZ_P99" "$LIVEZ_ERR"
-printf '%-34s %10s %9s %9s %7s\n' "POST /v1/recommendations" "$REC_RPS" "$REC_P50" "$REC_P99" "$REC_ERR"
-printf '%-34s %10s %9s %9s %7s\n' "POST /v1/recommendations/batch" "$BATCH_RPS" "$BATCH_P50" "$BATCH_P99" "$BATCH_ERR"
+ROW='%-34s %10s %9s %9s %7s %16s\n'
+printf "$ROW" "route" "req/s" "p50 ms" "p99 ms" "errors" "worker CPU us/req"
+printf "$ROW" "GET /livez" "$LIVEZ_RPS" "$LIVEZ_P50" "$LIVEZ_P99" "$LIVEZ_ERR" "$LIVEZ_CPU"
+printf "$ROW" "POST /v1/recommendations" "$REC_RPS" "$REC_P50" "$REC_P99" "$REC_ERR" "$REC_CPU"
+printf "$ROW" "POST /v1/recommendations/batch" "$BATCH_RPS" "$BATCH_P50" "$BATCH_P99" "$BATCH_ERR" "$BATCH_CPU"
 "$PYTHON" - "$LIVEZ_RPS" "$REC_RPS" "$BATCH_RPS" "$((LIVEZ_ERR + REC_ERR + BATCH_ERR))" <<'EOF'
 import sys
 
