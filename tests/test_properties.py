@@ -131,7 +131,8 @@ def test_confidence_probabilities_and_referrals_are_consistent(engine, body):
         assert all(0.0 <= p <= 1.0 for p in probs.values())
         # Each of the five probabilities is rounded to 4 places in the response.
         assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-6 + len(BANDS) * 0.5e-4)
-        assert model["top_band"] == max(probs, key=probs.get)
+        # The top band shows the largest probability (two may tie once rounded).
+        assert probs[model["top_band"]] == max(probs.values())
     hard = active_rules(response) & set(HARD_REFERRALS)
     if hard:
         assert rec["direction"] == "keep"
