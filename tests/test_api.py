@@ -414,9 +414,49 @@ def test_openapi_json_is_a_valid_openapi_3_document_of_every_spec_route(client):
 def test_docs_is_a_page_naming_every_path(client):
     r = client.get("/docs")
     assert r.status_code == 200 and r.mimetype == "text/html"
+    assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
     page = r.get_data(as_text=True)
     for _, path in SPEC_ROUTES:
         assert path in page
+
+
+def _operations(doc):
+    return [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
+
+
+def test_the_errors_a_route_answers_with_are_in_its_document(client, shop):
+    """Each keyed route's 401, each body route's 415 and 400, the admin route's 403 for a shop
+    key: the status the server gives is one the operation documents, with the error schema."""
+    doc = client.get("/openapi.json").json
+    error = {"$ref": "#/components/schemas/Error"}
+    answered = set()
+    for method, path, op in _operations(doc):
+        calls = []
+        if op.get("security", doc["security"]) != []:
+            calls.append(getattr(client, method)(path))
+        if method == "post" and path.startswith("/v1/"):
+            calls.append(client.post(path, data="x", headers=shop))
+            calls.append(
+                client.post(path, data="{", headers={**shop, "Content-Type": "application/json"})
+            )
+        if path.startswith("/admin"):
+            calls.append(client.post(path, headers=shop))
+        for r in calls:
+            answered.add(r.status_code)
+            documented = op["responses"].get(str(r.status_code))
+            assert documented, (method, path, r.status_code)
+            ref = documented["$ref"].rsplit("/", 1)[1]
+            assert (
+                doc["components"]["responses"][ref]["content"]["application/json"]["schema"]
+                == error
+            )
+    assert answered == {400, 401, 403, 415}
+    for method, path, op in _operations(doc):  # answered by the limiter and the size check
+        if op.get("security", doc["security"]) != []:
+            assert "429" in op["responses"], (method, path)
+        if method == "post" and path.startswith("/v1/"):
+            assert "413" in op["responses"], (method, path)
 
 
 def _samples(client):
