@@ -179,13 +179,13 @@ def _choose_band(
 def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
     """Run every combining step of RULES.md over all rows at once."""
     run = _Run(book, ctx)
+    ctx["fired"] = Firings(run.fired, book.index)  # filled in stage by stage
     current = ctx["current"]
     referred = bool(run.stage("referral"))  # some row has a referral: the steps it adds run
     stop = (run.fired & book.stops[:, None]).any(axis=0) if referred else np.zeros(run.n, bool)
     stopped = referred and bool(np.count_nonzero(stop))
     lo, hi = run.bounds()
     run.stage("advice")
-    ctx["fired"] = Firings(run.fired, book.index)
     model_band, band = _choose_band(current, probs, lo, hi)
     for j, _ in run.stage("band"):
         mask = run.fired[j]

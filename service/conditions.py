@@ -191,7 +191,9 @@ class Compiler:
             ids = [a.id for a in args if isinstance(a, ast.Name)]
             unknown = [i for i in ids if i not in self.rule_ids]
             if not ids or len(ids) != len(args) or unknown:
-                raise ConditionError(f"{text!r}: fired() takes known rule ids, not {unknown}")
+                raise ConditionError(
+                    f"{text!r}: fired() takes ids of rules in earlier stages, not {unknown}"
+                )
             return ("fired", tuple(ids)), "flag"
         raise ConditionError(f"{text!r}: unknown function {name}()")
 

@@ -141,7 +141,8 @@ def template_names(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
+def _compile(raw: dict[str, Any], earlier: frozenset[str]) -> Rule:
+    """One rule, checked; `earlier` are the ids of earlier stages' rules, which fired() may name."""
     rid = raw.get("id", "?")
     missing = {"id", "name", "stage", "message", "rationale"} - raw.keys()
     unknown = raw.keys() - _KEYS
@@ -154,7 +155,7 @@ def _compile(raw: dict[str, Any], ids: frozenset[str]) -> Rule:
     if not re.search(r"Grade [ABC]|[Ss]ervice policy", raw["rationale"]):
         raise RuleError(f"{rid}: the rationale must state its evidence grade")
     kinds = context_kinds() | STAGE_VALUES.get(raw["stage"], {})
-    compiler = Compiler(kinds, ids, OPTIONS)
+    compiler = Compiler(kinds, earlier, OPTIONS)
     allowed = set(kinds) | TEMPLATE_EXTRAS
     try:
         reasons = tuple(
@@ -207,4 +208,10 @@ def load_rules(path: str | Path | None = None) -> tuple[Rule, ...]:
     repeated = sorted({i for i in ids if ids.count(i) > 1})
     if repeated:
         raise RuleError(f"rule ids must be unique; repeated: {', '.join(map(str, repeated))}")
-    return tuple(_compile(raw, frozenset(ids)) for raw in raw_rules)
+    order = {stage: k for k, stage in enumerate(STAGES)}
+    rank = {r.get("id"): order.get(r.get("stage"), len(STAGES)) for r in raw_rules}
+    # fired() reads a finished stage: a rule of its own or a later stage has not fired yet
+    return tuple(
+        _compile(raw, frozenset(i for i in ids if rank[i] < rank[raw.get("id")]))
+        for raw in raw_rules
+    )

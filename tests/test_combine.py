@@ -507,8 +507,8 @@ def test_a_batch_of_requests_answers_each_as_alone(rules_only):
 def test_conditions_wait_for_the_stage_whose_outcome_they_read(rules):
     book = RuleBook(rules)
     late = {book.rules[j].id for j in book.late_rows}
-    assert late == {"HD050", "HD051", "HD030", "HD031", "HD032"}
-    assert set(book.late) == {"band", "range", "pace"}
+    assert late == {"HD046", "HD050", "HD051", "HD030", "HD031", "HD032"}
+    assert set(book.late) == {"advice", "band", "range", "pace"}
 
 
 def test_the_summary_gives_the_reason_for_a_bound_that_ends_the_range(rules):

@@ -377,6 +377,19 @@ CASES = [
          person(10, ktw=None, mobility={"measured_in": "shoes", "restriction_felt": "none"}),
          person(10, ktw=(None, 9.0), mobility={"measured_in": "shoes", "restriction_felt": "none"}),
          ["less certain"], [confidence(0.35)]),
+    case("HD046", "swelling-3-vs-2-with-a-front-block",
+         person(10, symptoms={"ankle_swelling": 3}, mobility={"restriction_felt": "front"}),
+         person(10, symptoms={"ankle_swelling": 2}, mobility={"restriction_felt": "front"}),
+         ["Swelling (3/10)"], [advice("HD046"), drop(7, 10), referral(None)]),
+    case("HD046", "pinch-5-vs-4-with-swelling",
+         person(10, symptoms={"ankle_swelling": 4, "anterior_ankle_pinch": 5}),
+         person(10, symptoms={"ankle_swelling": 4, "anterior_ankle_pinch": 4}),
+         ["Swelling (4/10)"], [advice("HD046")]),
+    case("HD046", "months-after-an-injury-HD003-refers-instead",
+         person(10, symptoms={"ankle_swelling": 4, "anterior_ankle_pinch": 5}),
+         person(10, symptoms={"ankle_swelling": 4, "anterior_ankle_pinch": 5},
+                history={"weeks_since_ankle_injury": 30}),
+         ["block at the front"], [advice("HD046")]),
     # 05x settling
     case("HD050", "knee-to-wall-10.0-vs-9.9-cm",
          person(10, ktw=10.0),
@@ -458,6 +471,7 @@ CATALOGUE = {
     "HD043": ("recurrent-sprains", "B"),
     "HD044": ("lifting-shoes", "B"),
     "HD045": ("no-mobility-measure", None),
+    "HD046": ("swelling-with-a-block", "C"),
     "HD050": ("content-keep", "C"),
     "HD051": ("no-small-changes", "B"),
 }
@@ -636,6 +650,19 @@ def test_the_loader_refuses_fired_of_an_unknown_rule(tmp_path):
     text = GOOD_RULE.replace('"ktw_min < 6"', '"ktw_min < 6 and not fired(HD099)"')
     with pytest.raises(RuleError, match="fired"):
         load_rules(write(tmp_path, text))
+
+
+def test_fired_names_only_rules_of_earlier_stages(tmp_path):
+    """A stage's conditions are read before its own rules fire, so fired() of a rule of the
+    same or a later stage would always be false: the loader refuses it."""
+    other = GOOD_RULE.replace("HD012", "HD013")
+    reads = GOOD_RULE.replace('"ktw_min < 6"', '"ktw_min < 6 and not fired(HD013)"')
+    advice = reads.replace('stage = "bounds"', 'stage = "advice"').replace('floor = "6"\n', "")
+    assert [r.id for r in load_rules(write(tmp_path, other + advice))] == ["HD013", "HD012"]
+    for stage in ("bounds", "advice"):  # the same stage; a later one
+        later = other if stage == "bounds" else advice.replace("HD012", "HD013")
+        with pytest.raises(RuleError, match="earlier stages"):
+            load_rules(write(tmp_path, later + reads))
 
 
 def test_the_loader_names_the_broken_rule(tmp_path):
