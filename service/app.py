@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.sansio.response import Response as BaseResponse
 
+from service.api import ADMIN_ROUTES, BODY_ROUTES, ErrorResponses
 from service.config import Config
 from service.db import engine_for, upgrade
 from service.errors import error_body
@@ -29,7 +30,6 @@ from service.serving import Serving
 
 log = logging.getLogger("heeldrop")
 PUBLIC = {"health.livez", "health.readyz", "health.metrics", "api-docs.openapi_json", "docs.docs"}
-BODY_ROUTES = "/v1/"  # routes that take a JSON body
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # The plain-Flask public routes, documented by hand: path -> (summary, media type, error codes).
 PUBLIC_DOCS = {
@@ -119,7 +119,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     serving.start()
     app.extensions["heeldrop"] = serving
     app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
     _register(app)
     app.before_request(_before)  # before the limiter's hook: it counts per caller's key
     # One limiter per app: Flask-Limiter keeps the limits of the first app it was bound to.
@@ -170,7 +170,7 @@ def _before() -> Response | None:
         return response
     ctx.caller_key = caller.key_id
     path = req.path
-    if path.startswith("/admin") and not caller.admin:
+    if path.startswith(ADMIN_ROUTES) and not caller.admin:
         return _error(403, "this route needs an admin key")
     if req.method == "POST" and path.startswith(BODY_ROUTES):
         if not req.is_json:

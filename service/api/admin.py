@@ -8,7 +8,6 @@ from flask_smorest import Blueprint, abort
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import Schema, fields
 
-from service.api import ADMIN, KEYED, documents
 from service.errors import ModelRefused
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operations (admin keys)")
@@ -26,7 +25,6 @@ class Reload(MethodView):
     @blp.alt_response(
         409, schema=ErrorSchema, description="the champion failed its checks; the old one serves on"
     )
-    @documents(blp, *KEYED, *ADMIN)
     def post(self) -> dict[str, Any]:
         """Load the registry's champion now; 409 and no change if it fails its checks"""
         serving = current_app.extensions["heeldrop"]

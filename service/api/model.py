@@ -7,8 +7,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from service.api import KEYED, documents
-
 blp = Blueprint("model", __name__, url_prefix="/v1/model", description="The serving model")
 
 
@@ -26,7 +24,6 @@ class ModelInfoSchema(Schema):
 @blp.route("")
 class Model(MethodView):
     @blp.response(200, ModelInfoSchema)
-    @documents(blp, *KEYED)
     def get(self) -> dict[str, Any]:
         """The serving model: version, training date, metrics, library and data provenance"""
         model = current_app.extensions["heeldrop"].recommender.model

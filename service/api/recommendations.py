@@ -9,7 +9,6 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from webargs.flaskparser import FlaskParser
 
-from service.api import JSON_BODY, KEYED, documents
 from service.errors import InvalidInput
 from service.metrics import count_answers
 from service.schemas import RecommendationResponseSchema, load_request, request_schema
@@ -70,7 +69,6 @@ def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, An
 class Recommendations(MethodView):
     @blp.arguments(request_schema)
     @blp.response(200, RecommendationResponseSchema)
-    @documents(blp, *KEYED, *JSON_BODY)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend a heel-drop range for one person, with its reasoning"""
         return current_app.json.response(_answer([data], [g.request_id])[0])
@@ -80,7 +78,6 @@ class Recommendations(MethodView):
 class RecommendationsBatch(MethodView):
     @blp.arguments(batch_request_schema)
     @blp.response(200, BatchResponseSchema)
-    @documents(blp, *KEYED, *JSON_BODY)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend for up to 1000 people; an invalid item gets an error in its place"""
         results: list[Any] = [None] * len(data["items"])
