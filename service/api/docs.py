@@ -62,12 +62,11 @@ def _operations(spec: dict[str, Any]) -> str:
     for path, methods in spec.get("paths", {}).items():
         for method, op in methods.items():
             public = op.get("security", spec.get("security")) == []
-            body = op.get("requestBody", {}).get("content", {})
+            body = _schema_link(op.get("requestBody", {}).get("content", {}))
             out.append(
                 f"<h2><span class='m'>{escape(method)}</span> <code>{escape(path)}</code></h2>"
                 f"<p>{escape(op.get('summary', ''))}</p>"
-                f"<p>{'Public.' if public else 'Needs a key.'}"
-                f"{' Body:' + _schema_link(body) if _schema_link(body) else ''}</p>"
+                f"<p>{'Public.' if public else 'Needs a key.'}{' Body:' + body if body else ''}</p>"
                 f"{_responses(spec, op.get('responses', {}))}"
             )
     return "".join(out)
