@@ -184,7 +184,13 @@ def classifier_says(top: str, band: str, p: float) -> str:
     return (AGREES if top == band else MOVED).format(top=top, band=band, p=p)
 
 
-def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[str, Rule]) -> str:
+def _summary(
+    d: Decisions,
+    i: int,
+    firings: list[dict[str, Any]],
+    by_id: dict[str, Rule],
+    advice: list[dict[str, str]],
+) -> str:
     now, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
     active = [f for f in firings if not f["overruled"]]
     urgency = URGENCY[d.urgency[i]]
@@ -207,6 +213,7 @@ def _summary(d: Decisions, i: int, firings: list[dict[str, Any]], by_id: dict[st
         parts.append(classifier_says(BANDS[top], band, float(d.probs[i, top])))
     if urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
+    parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...
     return " ".join(parts)
 
 
@@ -288,7 +295,7 @@ def render(
     return {
         "recommendation": recommendation,
         "explanation": {
-            "summary": _summary(d, i, firings, by_id),
+            "summary": _summary(d, i, firings, by_id, advice),
             "rules": firings,
             "model": model_view,
             "missing_inputs": missing,

@@ -65,6 +65,7 @@ _KEYS = {
     "message",
     "advice",
     "advice_when",
+    "clinician",
     "rationale",
 }
 
@@ -99,6 +100,7 @@ class Rule:
     band: str | None = None
     advice: str | None = None
     advice_when: Node | None = None
+    clinician: bool = False  # the advice sends the person to a clinician: the summary says it
 
     @cached_property
     def effect(self) -> str:
@@ -152,6 +154,8 @@ def _compile(raw: dict[str, Any], earlier: frozenset[str]) -> Rule:
         raise RuleError(f"{rid}: bad id or stage {raw['stage']!r}")
     if ("floor" in raw or "ceiling" in raw) and raw["stage"] != "bounds":
         raise RuleError(f"{rid}: a floor or ceiling belongs to the bounds stage")
+    if raw.get("clinician") is not None and (raw["clinician"] is not True or "advice" not in raw):
+        raise RuleError(f"{rid}: clinician = true marks a rule's advice, and nothing else")
     if not re.search(r"Grade [ABC]|[Ss]ervice policy", raw["rationale"]):
         raise RuleError(f"{rid}: the rationale must state its evidence grade")
     kinds = context_kinds() | STAGE_VALUES.get(raw["stage"], {})
@@ -189,6 +193,7 @@ def _compile(raw: dict[str, Any], earlier: frozenset[str]) -> Rule:
             pace_weeks=raw.get("pace_weeks"),
             band=raw.get("band"),
             advice=raw.get("advice"),
+            clinician=raw.get("clinician", False),
             advice_when=(
                 compiler.condition_tree(raw["advice_when"]) if "advice_when" in raw else None
             ),

@@ -75,7 +75,8 @@ def summaries(d: Decisions) -> pa.Array:
 
     After a hard referral: its referral messages, then the advice to keep the current drop.
     Otherwise: the lead (slot 0), up to three messages of rules that shaped the answer (1-3),
-    the rules set aside (4), the classifier's view (5) and a referral's message (6).
+    the rules set aside (4), the classifier's view (5), a referral's message (6) and the advice
+    that sends the person to a clinician (7).
     """
     n = len(d.band)
     rules, fired, overruled = by_id(d)
@@ -85,7 +86,7 @@ def summaries(d: Decisions) -> pa.Array:
     shaped = _shaped(d, rules) & active & go
     tell_referral = go & (d.urgency > 0)
     parts = _Parts()
-    slots = np.zeros((max(7, sum(bool(r.referral) for r in rules) + 1), n), dtype=np.int64)
+    slots = np.zeros((max(8, sum(bool(r.referral) for r in rules) + 1), n), dtype=np.int64)
     said = np.zeros(n, dtype=np.int64)  # messages in slots so far: why's, or a stop's reasons
     aside = np.zeros(n, dtype=np.int64)  # the rules set aside so far, by code into `asides`
     asides = [""]
@@ -128,9 +129,25 @@ def summaries(d: Decisions) -> pa.Array:
         slots[5, rest] = _classifier(d, rest, parts)
         at = np.flatnonzero(aside)
         slots[4, at] = parts.add([SET_ASIDE.format(names=a) for a in asides[1:]], aside[at] - 1)
+        slots[7, rest] = _clinician(d, rules, parts)[rest]
     texts = pa.array(parts.texts, type=pa.string())
     columns = [pc.take(texts, pa.array(codes, mask=codes == 0)) for codes in slots]
     return pc.binary_join_element_wise(*columns, " ", null_handling="skip")
+
+
+def _clinician(d: Decisions, rules: list[Rule], parts: "_Parts") -> np.ndarray:
+    """Each row's advice texts that send it to a clinician, in id order, as one part (a hard
+    referral has silenced all advice already)."""
+    marked = [r for r in rules if r.clinician]
+    given = d.advice.T[[d.book.index[r.id] for r in marked]]  # marked rules x rows
+    codes = np.zeros(len(d.band), dtype=np.int64)
+    at = np.flatnonzero(given.any(axis=0))
+    if at.size:
+        first, which = distinct(*given[:, at])
+        texts = [" ".join(r.advice or "" for r, hit in zip(marked, given[:, at[f]], strict=True)
+                          if hit) for f in first]  # fmt: skip
+        codes[at] = parts.add(texts, which)
+    return codes
 
 
 class _Parts:

@@ -5,7 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from service.summaries import distinct
+from service.columns import from_requests
+from service.schemas import load_request
+from service.summaries import distinct, summaries
 
 FLOATS = st.sampled_from([0.0, -0.0, 1.5, 1.5000000000000002, np.nan, -np.inf, 7.0, 1e300])
 
@@ -45,3 +47,26 @@ def test_keys_with_more_combinations_than_an_integer_holds_still_group_exactly()
     first, which = distinct(*keys)
     assert len(first) == 500
     assert np.array_equal(which[:500], which[500:])
+
+
+CLINICIAN_CASES = [
+    {"symptoms": {"ankle_swelling": 3}, "mobility": {"restriction_felt": "front"}},
+    {"symptoms": {"ankle_swelling": 3}, "mobility": {"restriction_felt": "front"},
+     "history": {"leg_length_difference_mm": 12}},
+    {"history": {"leg_length_difference_mm": 12}},
+    {"symptoms": {"ankle_swelling": 3}, "mobility": {"restriction_felt": "front"},
+     "history": {"can_walk_four_steps": False}},
+    {"symptoms": {"forefoot_pain": 4}, "activity": {"running_km_per_week": 20}},
+    {"symptoms": {"forefoot_pain": 4}},
+    {},
+]  # fmt: skip
+
+
+def test_the_advice_to_see_a_clinician_ends_batch_summaries_as_single_ones(rules_only):
+    """Each combination of clinician advice (none, one, two, silenced by a referral) is worded
+    by the batch summaries exactly as by a single request."""
+    requests = [load_request({"footwear": {"current_drop_mm": 10}, **r}) for r in CLINICIAN_CASES]
+    d, _ = rules_only.decide(from_requests(requests * 3))  # repeated rows share their parts
+    single = [rules_only.recommend(r)["explanation"]["summary"] for r in requests]
+    assert summaries(d).to_pylist() == single * 3
+    assert sum("clinician" in s for s in single) == 5  # the referral's own words say it too

@@ -524,6 +524,36 @@ def test_a_person_with_nothing_to_report_fires_only_the_daily_shoe_cap(rules_onl
     assert out["recommendation"]["confidence"] == pytest.approx(0.5)
 
 
+def test_the_summary_ends_with_the_advice_to_see_a_clinician(rules_only):
+    """Advice marked `clinician` is said in the summary too, last; other advice is not; a hard
+    referral silences both."""
+    daniel = person(10, symptoms={"ankle_swelling": 3}, mobility={"restriction_felt": "front"})
+    out = rules_only.recommend(daniel)
+    hd046 = next(a["text"] for a in out["advice"] if a["id"] == "HD046")
+    assert out["explanation"]["summary"].endswith(" " + hd046)
+    both = rules_only.recommend({**daniel, "history": {"leg_length_difference_mm": 12}})
+    hd041 = next(a["text"] for a in both["advice"] if a["id"] == "HD041")
+    assert both["explanation"]["summary"].endswith(f" {hd041} {hd046}")  # in id order
+    asymmetric = rules_only.recommend(person(10, ktw=(7.0, 10.0)))
+    assert asymmetric["advice"][0]["id"] == "HD040"
+    assert asymmetric["advice"][0]["text"] not in asymmetric["explanation"]["summary"]
+    stopped = rules_only.recommend({**daniel, "history": {"can_walk_four_steps": False}})
+    assert stopped["advice"] == [] and "clinician:" not in stopped["explanation"]["summary"]
+
+
+@pytest.mark.parametrize("value", ["true", "false", '"yes"'])
+def test_clinician_marks_advice_only(tmp_path, value):
+    text = GOOD_RULE.replace('floor = "6"', f'floor = "6"\nclinician = {value}')
+    with pytest.raises(RuleError, match="clinician"):
+        load_rules(write(tmp_path, text))
+    with_advice = text.replace('floor = "6"', 'floor = "6"\nadvice = "See a physio."')
+    if value == "true":
+        assert load_rules(write(tmp_path, with_advice))[0].clinician is True
+    else:
+        with pytest.raises(RuleError, match="clinician"):
+            load_rules(write(tmp_path, with_advice))
+
+
 def test_the_bone_stress_advice_is_for_runners_only(rules_only):
     regular = {"running_years": 1, "primary": "running"}
     walker = rules_only.recommend(person(6, symptoms={"forefoot_pain": 3}))
