@@ -170,7 +170,8 @@ LEADS = {
 UNTIL_THEN = "Until then, keep your current {now:g} mm."
 SET_ASIDE = "Set aside for a higher-priority rule: {names}."
 NO_MODEL = "No model is loaded, so this answer comes from the rules alone."
-AGREES = "The classifier agrees: {top} is its most likely band ({p:.0%})."
+AGREES = "The classifier agrees: {top} is its most likely band ({p:.0%})."  # a rule set the band
+CHOSEN = "The band is the classifier's most likely one ({p:.0%})."  # the classifier chose it
 MOVED = (
     "The classifier's own top band was {top} ({p:.0%}); the rules above moved the answer to {band}."
 )
@@ -180,8 +181,10 @@ def span(lo: int, hi: int) -> str:
     return f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
 
 
-def classifier_says(top: str, band: str, p: float) -> str:
-    return (AGREES if top == band else MOVED).format(top=top, band=band, p=p)
+def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
+    """The classifier's part in the answer; `ruled`: a rule set the band (HD050)."""
+    said = MOVED if top != band else AGREES if ruled else CHOSEN
+    return said.format(top=top, band=band, p=p)
 
 
 def _summary(
@@ -210,7 +213,8 @@ def _summary(
         parts.append(NO_MODEL)
     else:
         top = int(d.model_band[i])
-        parts.append(classifier_says(BANDS[top], band, float(d.probs[i, top])))
+        ruled = any(by_id[f["id"]].band for f in active)
+        parts.append(classifier_says(BANDS[top], band, float(d.probs[i, top]), ruled))
     if urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
     parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...

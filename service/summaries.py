@@ -126,7 +126,8 @@ def summaries(d: Decisions) -> pa.Array:
     rest = np.flatnonzero(go)
     if rest.size:
         slots[0, rest] = _leads(d, rest, parts)
-        slots[5, rest] = _classifier(d, rest, parts)
+        ruled = active[[bool(r.band) for r in rules]].any(axis=0)  # a rule set the band
+        slots[5, rest] = _classifier(d, rest, ruled[rest], parts)
         at = np.flatnonzero(aside)
         slots[4, at] = parts.add([SET_ASIDE.format(names=a) for a in asides[1:]], aside[at] - 1)
         slots[7, rest] = _clinician(d, rules, parts)[rest]
@@ -224,12 +225,14 @@ def _leads(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
     return parts.add(texts, which)
 
 
-def _classifier(d: Decisions, rows: np.ndarray, parts: _Parts) -> np.ndarray:
+def _classifier(d: Decisions, rows: np.ndarray, ruled: np.ndarray, parts: _Parts) -> np.ndarray:
     if d.probs is None:
         return parts.add([NO_MODEL], np.zeros(len(rows), dtype=np.int64))
     top, band = d.model_band[rows], d.band[rows]
     p = d.probs[rows, top]
     # f"{p:.0%}" formats p * 100 rounded half to even, which is what rint does to the same double
-    first, which = distinct(top, band, np.rint(p * 100))
-    texts = [classifier_says(BANDS[top[f]], BANDS[band[f]], float(p[f])) for f in first]
+    first, which = distinct(top, band, np.rint(p * 100), ruled)
+    texts = [
+        classifier_says(BANDS[top[f]], BANDS[band[f]], float(p[f]), bool(ruled[f])) for f in first
+    ]
     return parts.add(texts, which)

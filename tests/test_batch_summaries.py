@@ -6,6 +6,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from service.columns import from_requests
+from service.combine import RuleBook, decide
+from service.explain import render
+from service.features import derive
 from service.schemas import load_request
 from service.summaries import distinct, summaries
 
@@ -70,3 +73,21 @@ def test_the_advice_to_see_a_clinician_ends_batch_summaries_as_single_ones(rules
     single = [rules_only.recommend(r)["explanation"]["summary"] for r in requests]
     assert summaries(d).to_pylist() == single * 3
     assert sum("clinician" in s for s in single) == 5  # the referral's own words say it too
+
+
+def test_the_classifier_part_of_batch_summaries_matches_single_ones(rules):
+    """The same top band at the same probability, chosen by the classifier in one row and set by
+    content-keep (HD050) in the other, worded by the batch summaries as by explain."""
+    bodies = [
+        {"footwear": {"current_drop_mm": 10}},
+        {"footwear": {"current_drop_mm": 10}, "mobility": {"knee_to_wall_cm": {"left": 12}}},
+        {"footwear": {"current_drop_mm": 4}, "mobility": {"knee_to_wall_cm": {"left": 12}}},
+    ]
+    cols = from_requests([load_request(b) for b in bodies])
+    probs = np.full((3, 5), 0.1)
+    probs[:, 2] = 0.6  # moderate for everyone
+    d = decide(derive(cols), RuleBook(rules), probs)
+    single = [render(d, i, None, None, None, cols)["explanation"]["summary"] for i in range(3)]
+    assert summaries(d).to_pylist() == single
+    assert [s.count("classifier agrees") for s in single] == [0, 1, 0]
+    assert "the rules above moved the answer to low" in single[2]

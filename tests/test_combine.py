@@ -547,3 +547,28 @@ def test_a_raise_is_explained_by_the_floor_that_demands_it_not_by_the_cap(rules)
     assert out["recommendation"]["direction"] == "raise" and span(out) == (8, 10)
     assert messages["HD011"] in out["explanation"]["summary"]
     assert messages["HD019"] not in out["explanation"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "top", "says"),
+    [
+        pytest.param(person(10), "moderate", "The band is the classifier's most likely one (",
+                     id="the-classifier-chose-the-band"),
+        pytest.param(person(10, ktw=12.0), "moderate", "The classifier agrees: moderate is",
+                     id="content-keep-set-it-and-the-classifier-agrees"),
+        pytest.param(person(10, ktw=12.0), "low", "the rules above moved the answer to moderate",
+                     id="content-keep-moved-it"),
+        pytest.param(person(10, symptoms={"forefoot_pain": 4}), "moderate",
+                     "The classifier's own top band was moderate", id="a-ceiling-moved-it"),
+    ],
+)  # fmt: skip
+def test_the_summary_says_whether_the_classifier_chose_the_band_or_agreed(
+    rules, request_, top, says
+):
+    """'Agrees' only where a rule set the band and the classifier's top band is the same; where
+    the band is the classifier's own pick, the summary says that instead."""
+    cols = from_requests([load_request(request_)])
+    d = decide(derive(cols), RuleBook(rules), probs_for(top))
+    summary = render(d, 0, None, None, None, cols)["explanation"]["summary"]
+    assert says in summary
+    assert summary.count("classifier") == 1
