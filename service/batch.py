@@ -162,10 +162,19 @@ def register(sub: Any) -> None:
     )
     score.add_argument("input", metavar="IN", help="requests, one per record (.csv or .parquet)")
     score.add_argument("-o", "--output", metavar="OUT", required=True, help="scored file")
-    score.add_argument("--engine", choices=("pandas", "dask"), default="pandas")
-    score.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: local)")
-    score.add_argument("--chunk-rows", type=_positive, default=20_000, help="rows per chunk")
     score.add_argument(
-        "--jobs", type=_positive, default=min(4, os.cpu_count() or 1), help="parallel workers"
+        "--engine", choices=("pandas", "dask"), default="pandas",
+        help="pandas: threads on this machine (default); dask: a Dask cluster (docs/batch.md)",
+    )  # fmt: skip
+    score.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler (default: local)")
+    score.add_argument(
+        "--chunk-rows", type=_positive, default=20_000, help="rows per chunk (default 20000)"
+    )
+    jobs = min(4, os.cpu_count() or 1)
+    score.add_argument(
+        "--jobs",
+        type=_positive,
+        default=jobs,
+        help=f"parallel workers: threads, or local Dask processes (default {jobs})",
     )
     score.set_defaults(func=cmd_score)

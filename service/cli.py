@@ -1,4 +1,4 @@
-"""The `heeldrop` command: recommend, cohort, retrain, models."""
+"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys."""
 
 import argparse
 import json
@@ -182,14 +182,14 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--lines", action="store_true", help="JSON Lines in and out")
     rec.set_defaults(func=cmd_recommend)
     coh = sub.add_parser("cohort", help="write the simulated training cohort (DOMAIN.md section 9)")
-    coh.add_argument("--rows", type=int, default=50_000)
-    coh.add_argument("--seed", type=int, default=1)
-    coh.add_argument("-o", "--output", required=True)
+    coh.add_argument("--rows", type=int, default=50_000, help="people (default 50000)")
+    coh.add_argument("--seed", type=int, default=1, help="same seed, same bytes (default 1)")
+    coh.add_argument("-o", "--output", required=True, help="CSV to write")
     coh.set_defaults(func=cmd_cohort)
     ret = sub.add_parser("retrain", help="train, evaluate, register and promote a model")
     ret.add_argument("--data", action="append", required=True, help="labelled CSV (repeatable)")
     ret.add_argument("--promote", choices=("auto", "never", "force"), default="auto")
-    ret.add_argument("--seed", type=int, default=0)
+    ret.add_argument("--seed", type=int, default=0, help="for the split and the model (default 0)")
     ret.add_argument("--origin", default="simulated", help="where the labels came from")
     ret.add_argument("--max-f1-drop", type=float, default=0.01, help="gate (default 0.01)")
     ret.add_argument(
