@@ -189,10 +189,14 @@ def _after(response: Response) -> Response:
     route = rule.rule if rule else "unmatched"
     elapsed = time.perf_counter() - ctx.get("start", time.perf_counter())
     request_id = ctx.get("request_id")
-    response.headers["X-Request-ID"] = request_id or ""
+    headers = response.headers
+    headers["X-Request-ID"] = request_id or ""
+    headers["X-Content-Type-Options"] = "nosniff"
+    if req.endpoint not in PUBLIC:  # an answer about a person (or a refusal): never kept in a cache
+        headers["Cache-Control"] = "no-store"
     version = ctx.get("model_version")
     if version:
-        response.headers["X-Model-Version"] = version
+        headers["X-Model-Version"] = version
     else:  # the serving model's version on every line, errors included
         model = _current(current_app).extensions["heeldrop"].recommender.model
         version = model.version if model else None

@@ -421,6 +421,21 @@ def test_docs_is_a_page_naming_every_path(client):
         assert path in page
 
 
+def test_answers_about_a_person_are_never_cached(client, shop):
+    """Recommendations and refusals behind a key say no-store; every answer says nosniff."""
+    for r in (
+        post(client, shop, ONE),
+        post(client, shop, {"footwear": {}}),
+        client.get("/v1/model"),
+        client.post("/v1/recommendations/batch", json={"items": [ONE]}, headers=shop),
+    ):
+        assert r.headers["Cache-Control"] == "no-store", r.status_code
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    for path in ("/livez", "/openapi.json", "/docs"):
+        r = client.get(path)
+        assert "Cache-Control" not in r.headers and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def _operations(doc):
     return [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items()]
 

@@ -92,5 +92,4 @@ def docs() -> Response:
     )
     response = Response(html, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
