@@ -81,8 +81,9 @@ def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
     try:
         gates = Gates(args.max_f1_drop, args.max_log_loss_rise)
         outcome = retrain(
-            args.data, args.promote, registry, config.cases_path, args.seed, args.origin, gates
-        )
+            args.data, args.promote, registry, config.cases_path, args.seed, args.origin, gates,
+            say=lambda step: print(f"retrain: {step}", file=sys.stderr, flush=True),
+        )  # fmt: skip
     except InvalidInput as exc:
         print(f"heeldrop retrain: {exc}", file=sys.stderr)
         for where, errors in list(exc.errors.items())[:20]:

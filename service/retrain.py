@@ -4,7 +4,7 @@ import dataclasses
 import json
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as dist
@@ -23,7 +23,7 @@ from service.recommend import Recommender
 from service.registry import Registry
 from service.report import write_report
 from service.rules import Rule, load_rules
-from service.training import Labelled, evaluate, fit, read_labelled
+from service.training import Labelled, evaluate, fit, quiet, read_labelled
 
 IMPORTANCE_ROWS = 2000  # held-out rows used for permutation importance in the report
 LIBRARIES = ("scikit-learn", "skops", "numpy", "pandas", "scipy", "heeldrop")
@@ -113,15 +113,21 @@ def retrain(
     seed: int = 0,
     origin: str = "simulated",
     gates: Gates = Gates(),
+    say: Callable[[str], None] = quiet,
 ) -> Outcome:
-    """Train on `paths`, register a new version, and promote it by `promote` (auto|never|force)."""
+    """Train on `paths`, register a new version, and promote it by `promote` (auto|never|force);
+    `say` hears each step as it starts (the CLI prints them)."""
     started = time.perf_counter()
     rules = load_rules()
+    say(f"reading {', '.join(map(str, paths))}")
     data = read_labelled(paths)
-    estimator, info = fit(data, seed, rules)
+    say(f"{data.rows} labelled rows")
+    estimator, info = fit(data, seed, rules, say)
     fast = compile_estimator(estimator)
     test = info.pop("test_rows")
     with registry.lock():
+        if registry.champion():
+            say("evaluating the champion on the same held-out rows")
         old = _champion_metrics(registry, data, test, rules)
         version = registry.new_version()
         meta: dict[str, Any] = {
@@ -143,11 +149,13 @@ def retrain(
             "gates": dataclasses.asdict(gates),
         }
         candidate = ServingModel(version, meta, fast, registry.root / version)
+        say(f"checking the clinical cases of {cases_path}")
         cases = case_failures(Recommender(rules, candidate), cases_path)
         reasons = held_back(meta["metrics"], old, cases, gates)
         meta["clinical_cases"] = {"path": str(cases_path), "failures": cases}
         meta["gate_reasons"] = reasons
         meta["training_seconds"] = round(time.perf_counter() - started, 1)
+        say(f"writing {version}: the model, its metadata and its report")
         with registry.staging(version) as folder:
             meta |= save_model(estimator, folder)
             (folder / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n", "utf-8")

@@ -1,7 +1,7 @@
 """Train and evaluate the band classifier from labelled records (request columns + outcome_band)."""
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,28 +153,33 @@ def evaluate(fast: Any, data: Labelled, idx: np.ndarray, rules: tuple[Rule, ...]
     }
 
 
-def fit(data: Labelled, seed: int, rules: tuple[Rule, ...]) -> tuple[Any, dict[str, Any]]:
-    """Select a family by CV log loss, fit it calibrated, and evaluate on a held-out split."""
+def quiet(message: str) -> None:
+    """No progress to report."""
+
+
+def fit(
+    data: Labelled, seed: int, rules: tuple[Rule, ...], say: Callable[[str], None] = quiet
+) -> tuple[Any, dict[str, Any]]:
+    """Select a family by CV log loss, fit it calibrated, and evaluate on a held-out split;
+    `say` hears each step as it starts."""
     rows = np.arange(data.rows)
     train, test = train_test_split(rows, test_size=TEST_SHARE, random_state=seed, stratify=data.y)
     rng = np.random.default_rng(seed)
     sample = rng.choice(train, size=min(CV_ROWS, len(train)), replace=False)
-    cv = {
-        name: {
-            "log_loss": float(
-                -cross_val_score(
-                    est, data.X[sample], data.y[sample], cv=3, scoring="neg_log_loss"
-                ).mean()
-            )
-        }
-        for name, est in candidates(seed).items()
-    }
+    cv = {}
+    for name, est in candidates(seed).items():
+        say(f"cross-validating {name} (3 folds of {len(sample)} training rows)")
+        scores = cross_val_score(est, data.X[sample], data.y[sample], cv=3, scoring="neg_log_loss")
+        cv[name] = {"log_loss": float(-scores.mean())}
+        say(f"  {name}: log loss {cv[name]['log_loss']:.4f}")
     best = min(cv, key=lambda name: cv[name]["log_loss"])
     serving = min(SERVABLE, key=lambda name: cv[name]["log_loss"])
+    say(f"fitting {serving} with temperature calibration on {len(train)} rows")
     model = CalibratedClassifierCV(
         candidates(seed)[serving], method="temperature", cv=3, ensemble=False
     )
     model.fit(data.X[train], data.y[train])
+    say(f"evaluating on {len(test)} held-out rows, rules included")
     metrics = evaluate(compile_estimator(model), data, test, rules)
     return model, {
         "cv": cv,

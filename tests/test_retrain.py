@@ -92,11 +92,20 @@ def test_gates_hold_back_a_worse_model_and_name_the_reason():
     assert held_back({"macro_f1": 0.58, "log_loss": 0.9}, old, [], Gates(0.1, 0.5)) == []
 
 
-def test_retrain_never_registers_without_promoting_and_exits_3(fresh, cohort_csv, monkeypatch):
+def test_retrain_never_registers_without_promoting_and_exits_3(
+    fresh, cohort_csv, monkeypatch, capsys
+):
     monkeypatch.setenv("HEELDROP_MODELS_DIR", str(fresh.root.parent))
     before = fresh.champion()
     code = main(["retrain", "--data", str(cohort_csv), "--promote", "never", "--seed", "5"])
     assert code == 3
+    out = capsys.readouterr()
+    steps = [line.split(": ", 1)[1].split()[0] for line in out.err.splitlines()
+             if line.startswith("retrain: ")]  # fmt: skip
+    assert steps == ["reading", "4000", "cross-validating", "logistic_regression:",
+                     "cross-validating", "hist_gradient_boosting:", "fitting", "evaluating",
+                     "evaluating", "checking", "writing"]  # fmt: skip
+    assert out.out.strip() == fresh.versions()[-1]  # stdout: the version alone, for scripts
     assert fresh.champion() == before
     assert len(fresh.versions()) == 2
     new = fresh.versions()[-1]
