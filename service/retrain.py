@@ -95,14 +95,21 @@ def _importances(estimator: Any, data: Labelled, test: np.ndarray, seed: int) ->
 
 
 def _champion_metrics(
-    registry: Registry, data: Labelled, test: np.ndarray, rules: tuple[Rule, ...]
+    registry: Registry,
+    data: Labelled,
+    test: np.ndarray,
+    rules: tuple[Rule, ...],
+    say: Callable[[str], None],
 ) -> dict[str, Any] | None:
     """The champion re-evaluated on the new held-out split, so both face the same rows."""
     try:
         champion = registry.load_champion()
     except ModelRefused:
         return None  # a champion that no longer loads cannot block its replacement
-    return None if champion is None else evaluate(champion.fast, data, test, rules)
+    if champion is None:
+        return None
+    say("evaluating the champion on the same held-out rows")
+    return evaluate(champion.fast, data, test, rules)
 
 
 def retrain(
@@ -126,9 +133,7 @@ def retrain(
     fast = compile_estimator(estimator)
     test = info.pop("test_rows")
     with registry.lock():
-        if registry.champion():
-            say("evaluating the champion on the same held-out rows")
-        old = _champion_metrics(registry, data, test, rules)
+        old = _champion_metrics(registry, data, test, rules, say)
         version = registry.new_version()
         meta: dict[str, Any] = {
             "version": version,

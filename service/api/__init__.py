@@ -21,11 +21,12 @@ class ErrorResponses(BasePlugin):
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
+        path = path or ""
         for method, operation in (operations or {}).items():
             codes = [] if operation.get("security") == [] else [*KEYED]
-            if method == "post" and (path or "").startswith(BODY_ROUTES):
+            if method == "post" and path.startswith(BODY_ROUTES):
                 codes += JSON_BODY
-            if (path or "").startswith(ADMIN_ROUTES):
+            if path.startswith(ADMIN_ROUTES):
                 codes += ADMIN
             responses = operation.setdefault("responses", {})
             for code in codes:
