@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.conditions import Compiler, ConditionError, Firings, Program
+from service import _kernel as kernel
+from service.conditions import Compiler, ConditionError, Program
 
 NAN = np.nan
 KINDS = {"x": "number", "y": "number", "b": "bool", "f": "flag", "t": "text"}
@@ -23,10 +24,10 @@ def context() -> dict:
         "b": np.array([1.0, 0.0, NAN, 1.0]),
         "f": np.array([True, False, True, False]),
         "t": np.array(["front", "both", "back", ""], dtype="<U16"),
-        "fired": Firings(
-            np.array([[True, False, False, False], [False, False, True, False], [False] * 4]),
-            {"HD001": 0, "HD002": 1, "HD003": 2},
-        ),
+        # whether each rule fired on each row, as a program standing alone reads fired()
+        "fired:HD001": np.array([True, False, False, False]),
+        "fired:HD002": np.array([False, False, True, False]),
+        "fired:HD003": np.array([False] * 4),
     }
 
 
@@ -206,13 +207,44 @@ def test_a_program_computes_each_shared_part_once_and_answers_every_key():
         "two": COMPILER.condition_tree("x >= 3 or missing(y)"),
         "bound": COMPILER.value_tree("max(x, 4)"),
     }
-    program = Program(trees)
-    assert program.source.count("np.greater_equal(") == 1
-    out = program(context())
-    assert out.keys() == trees.keys()
-    assert out["one"].tolist() == [False, False, True, False]
-    assert out["two"].tolist() == [False, True, True, False]
-    assert out["bound"].tolist() == [4.0, 4.0, 5.0, 4.0]
+    program = Program([list(trees.values())], text_names=frozenset({"t"}))
+    greater_equal = 3  # the opcode's position in service/_kernel.c
+    assert (program.code[:, 0] == greater_equal).sum() == 1
+    one, two, bound = program.evaluate(context(), 4)
+    assert one.tolist() == [0.0, 0.0, 1.0, 0.0]
+    assert two.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert bound.tolist() == [4.0, 4.0, 5.0, 4.0]
+
+
+def test_segments_share_what_an_earlier_segment_computed():
+    first = COMPILER.condition_tree("x >= 3")
+    later = COMPILER.condition_tree("x >= 3 and f")
+    program = Program([[first], [later]])
+    assert program.bounds.tolist() == [0, 1, 2]  # the second segment only adds the `and`
+    assert [v.tolist() for v in program.evaluate(context(), 4)] == [
+        [0.0, 1.0, 1.0, 0.0],
+        [0.0, 0.0, 1.0, 0.0],
+    ]
+
+
+def test_a_text_is_only_compared_with_a_literal():
+    with pytest.raises(ConditionError, match="text"):
+        Program([[("fmax", ("name", "t"), ("const", 1.0))]], text_names=frozenset({"t"}))
+    with pytest.raises(ConditionError, match="text"):
+        Program([[("equal", ("name", "t"), ("name", "t"))]], text_names=frozenset({"t"}))
+
+
+def test_the_kernel_refuses_a_program_that_does_not_fit_its_registers():
+    program = Program([[COMPILER.condition_tree("x >= 3")]])
+    ctx = program.context(context(), 4)
+    bad = program.code.copy()
+    bad[0, 2] = program.registers  # reads past the last register
+    head = (program.registers, len(program.slots), program.creg, program.cval)
+    want, out = np.array([0], np.int32), np.empty((1, 4))
+    with pytest.raises(ValueError, match="does not fit"):
+        kernel.evaluate(bad, *head, ctx, 4, want, out)
+    with pytest.raises(ValueError, match="does not fit"):  # a context of the wrong size
+        kernel.evaluate(program.code, *head, ctx[:, :2], 4, want, out)
 
 
 # Random conditions, against a row-by-row reading of the language's rules
@@ -285,9 +317,10 @@ def _row_value(text: str, row: dict) -> bool:
 @given(texts=st.lists(conditions, min_size=1, max_size=6))
 def test_a_program_of_random_conditions_agrees_with_a_row_by_row_reading(texts):
     ctx = context()
-    program = Program({k: COMPILER.condition_tree(text) for k, text in enumerate(texts)})
-    out = program(ctx)
+    trees = [COMPILER.condition_tree(text) for text in texts]
+    program = Program([trees], text_names=frozenset({"t"}))
+    out = program.evaluate(ctx, 4)
     for k, text in enumerate(texts):
-        got = np.broadcast_to(out[k], (4,)).tolist()
+        got = (out[k] != 0).tolist()
         rows = [{name: ctx[name][i].item() for name in KINDS} for i in range(4)]
-        assert got == [_row_value(text, row) for row in rows], (text, program.source)
+        assert got == [_row_value(text, row) for row in rows], (text, program.code.tolist())

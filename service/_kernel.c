@@ -1,0 +1,419 @@
+/* The rule kernel: runs the rules' compiled expressions and every combining step of RULES.md
+ * over n rows in one pass, for one request (n = 1) or a million rows alike.
+ *
+ * service/conditions.py compiles the rules' expressions to register code: rows of
+ * (op, dst, a, b). Registers 0..S-1 are the rows of the S x n context matrix; the others are
+ * constants, temporaries and the values the combining steps write for later stages (the
+ * allowed interval and the range). The code runs over blocks of BLOCK rows, one instruction at
+ * a time over the whole block, so the dispatch costs once per block and the inner loops are
+ * plain arithmetic. service/combine.py lays out the rule table and reads the results.
+ *
+ * Nothing is trusted: every register index, opcode and buffer size is checked before any row is
+ * read, so a bad layout is a ValueError, never a crash.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK 256
+#define BANDS 5
+
+enum { LT, LE, GT, GE, EQ, NE, ADD, SUB, MUL, NEG, FMAX, FMIN, ISNAN, AND, OR, NOT, NOPS };
+enum { REFERRAL, BOUNDS, ADVICE, BAND, RANGE, PACE, NSTAGES };
+/* Columns of the rule table (one row per rule, in priority order within a stage). */
+enum { T_STAGE, T_WHEN, T_FLOOR, T_CEILING, T_ADVICE_WHEN, T_URGENCY, T_STOPS, T_HAS_ADVICE,
+       T_BAND, T_PACE, T_COLS };
+/* Registers the combining steps read or write. */
+enum { R_CURRENT, R_CURRENT_BAND, R_ALLOWED_MIN, R_ALLOWED_MAX, R_RANGE_MIN, R_RANGE_MAX, R_COLS };
+/* The numbers the combining steps use (service/combine.py says what each is): after the bands'
+ * lower and upper ends, these. */
+enum { L_REFERRAL_CONFIDENCE = 2 * BANDS, L_RULES_ONLY_CONFIDENCE, L_DEFAULT_PACE_WEEKS, L_MAX_DROP,
+       L_COLS };
+/* Columns of the per-row results. */
+enum { O_LO, O_HI, O_MODEL_BAND, O_BAND, O_RANGE_MIN, O_RANGE_MAX, O_DIRECTION, O_PACE,
+       O_CONFIDENCE, O_URGENCY, O_COLS };
+
+typedef struct {
+    const int32_t *code;
+    Py_ssize_t ncode, nregs, nslots;
+    const int32_t *creg;
+    const double *cval;
+    Py_ssize_t nconst;
+    const double *ctx;
+    Py_ssize_t n;
+} Program;
+
+static int program_ok(const Program *p) {
+    if (p->nslots < 0 || p->nregs < p->nslots) return 0;
+    for (Py_ssize_t k = 0; k < p->ncode; k++) {
+        const int32_t *ins = p->code + 4 * k;
+        int unary = ins[0] == NEG || ins[0] == ISNAN || ins[0] == NOT;
+        if (ins[0] < 0 || ins[0] >= NOPS) return 0;
+        if (ins[1] < p->nslots || ins[1] >= p->nregs) return 0;
+        if (ins[2] < 0 || ins[2] >= p->nregs) return 0;
+        if (!unary && (ins[3] < 0 || ins[3] >= p->nregs)) return 0;
+    }
+    for (Py_ssize_t k = 0; k < p->nconst; k++)
+        if (p->creg[k] < p->nslots || p->creg[k] >= p->nregs) return 0;
+    return 1;
+}
+
+/* The registers of the block starting at row `start`: context rows in place, the rest scratch. */
+static void point(const Program *p, double **reg, double *scratch, Py_ssize_t start) {
+    for (Py_ssize_t r = 0; r < p->nslots; r++) reg[r] = (double *)p->ctx + r * p->n + start;
+    for (Py_ssize_t r = p->nslots; r < p->nregs; r++)
+        reg[r] = scratch + (r - p->nslots) * BLOCK;
+}
+
+static void fill_constants(const Program *p, double *scratch) {
+    for (Py_ssize_t k = 0; k < p->nconst; k++) {
+        double *d = scratch + (p->creg[k] - p->nslots) * BLOCK;
+        for (int i = 0; i < BLOCK; i++) d[i] = p->cval[k];
+    }
+}
+
+/* NaN compares false, as in numpy; `and`/`or`/`not` treat any non-zero (NaN too) as true. */
+static void run_code(const Program *p, Py_ssize_t from, Py_ssize_t to, double **reg, Py_ssize_t m) {
+    for (Py_ssize_t k = from; k < to; k++) {
+        const int32_t *ins = p->code + 4 * k;
+        double *d = reg[ins[1]];
+        const double *a = reg[ins[2]];
+        const double *b = ins[3] >= 0 && ins[3] < p->nregs ? reg[ins[3]] : a;
+        Py_ssize_t i;
+        switch (ins[0]) {
+        case LT: for (i = 0; i < m; i++) d[i] = a[i] < b[i]; break;
+        case LE: for (i = 0; i < m; i++) d[i] = a[i] <= b[i]; break;
+        case GT: for (i = 0; i < m; i++) d[i] = a[i] > b[i]; break;
+        case GE: for (i = 0; i < m; i++) d[i] = a[i] >= b[i]; break;
+        case EQ: for (i = 0; i < m; i++) d[i] = a[i] == b[i]; break;
+        case NE: for (i = 0; i < m; i++) d[i] = a[i] != b[i]; break;
+        case ADD: for (i = 0; i < m; i++) d[i] = a[i] + b[i]; break;
+        case SUB: for (i = 0; i < m; i++) d[i] = a[i] - b[i]; break;
+        case MUL: for (i = 0; i < m; i++) d[i] = a[i] * b[i]; break;
+        case NEG: for (i = 0; i < m; i++) d[i] = -a[i]; break;
+        case FMAX: for (i = 0; i < m; i++) d[i] = fmax(a[i], b[i]); break;
+        case FMIN: for (i = 0; i < m; i++) d[i] = fmin(a[i], b[i]); break;
+        case ISNAN: for (i = 0; i < m; i++) d[i] = isnan(a[i]); break;
+        case AND: for (i = 0; i < m; i++) d[i] = (a[i] != 0.0) & (b[i] != 0.0); break;
+        case OR: for (i = 0; i < m; i++) d[i] = (a[i] != 0.0) | (b[i] != 0.0); break;
+        case NOT: for (i = 0; i < m; i++) d[i] = a[i] == 0.0; break;
+        }
+    }
+}
+
+static int parse_program(Program *p, Py_buffer *code, Py_ssize_t nregs, Py_ssize_t nslots,
+                         Py_buffer *creg, Py_buffer *cval, Py_buffer *ctx, Py_ssize_t n) {
+    p->code = code->buf;
+    p->ncode = code->len / (4 * (Py_ssize_t)sizeof(int32_t));
+    p->nregs = nregs;
+    p->nslots = nslots;
+    p->creg = creg->buf;
+    p->cval = cval->buf;
+    p->nconst = creg->len / (Py_ssize_t)sizeof(int32_t);
+    p->ctx = ctx->buf;
+    p->n = n;
+    if (n < 0 || code->len % (4 * sizeof(int32_t)) || cval->len != p->nconst * (Py_ssize_t)sizeof(double)
+        || ctx->len != nslots * n * (Py_ssize_t)sizeof(double) || !program_ok(p)) {
+        PyErr_SetString(PyExc_ValueError, "the program does not fit its registers or context");
+        return 0;
+    }
+    return 1;
+}
+
+/* evaluate(code, nregs, nslots, creg, cval, ctx, n, regs, out): the values of `regs` (int32)
+ * for every row into out (len(regs) x n float64). For checking a single expression. */
+static PyObject *evaluate(PyObject *self, PyObject *args) {
+    Py_buffer code, creg, cval, ctx, regs, out;
+    Py_ssize_t nregs, nslots, n;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*ny*w*", &code, &nregs, &nslots, &creg, &cval, &ctx, &n,
+                          &regs, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Program p;
+    const int32_t *want = regs.buf;
+    Py_ssize_t nwant = regs.len / (Py_ssize_t)sizeof(int32_t);
+    double *dst = out.buf;
+    double *scratch = NULL;
+    double **reg = NULL;
+    if (!parse_program(&p, &code, nregs, nslots, &creg, &cval, &ctx, n)) goto done;
+    for (Py_ssize_t k = 0; k < nwant; k++)
+        if (want[k] < 0 || want[k] >= nregs) {
+            PyErr_SetString(PyExc_ValueError, "a register out of range");
+            goto done;
+        }
+    if (out.len != nwant * n * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "the output does not fit");
+        goto done;
+    }
+    scratch = malloc(sizeof(double) * BLOCK * (size_t)(nregs - nslots + 1));
+    reg = malloc(sizeof(double *) * (size_t)(nregs + 1));
+    if (!scratch || !reg) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    fill_constants(&p, scratch);
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
+        point(&p, reg, scratch, start);
+        run_code(&p, 0, p.ncode, reg, m);
+        for (Py_ssize_t k = 0; k < nwant; k++) memcpy(dst + k * n + start, reg[want[k]], m * sizeof(double));
+    }
+    result = Py_NewRef(Py_None);
+done:
+    free(scratch);
+    free(reg);
+    PyBuffer_Release(&code);
+    PyBuffer_Release(&creg);
+    PyBuffer_Release(&cval);
+    PyBuffer_Release(&ctx);
+    PyBuffer_Release(&regs);
+    PyBuffer_Release(&out);
+    return result;
+}
+
+typedef struct {
+    const int32_t *table, *reasons, *special;
+    const double *factor, *band_lo, *band_hi, *limit, *probs;
+    Py_ssize_t nrules, nreasons;
+    int has_probs;
+    int32_t *order;                /* rule indices, stage by stage, in priority order */
+    Py_ssize_t first[NSTAGES + 1]; /* where each stage's rules start in `order` */
+    uint8_t *fired, *overruled, *advice, *reason_out, *stop;
+    double *floors, *ceilings, *rows;
+} Book;
+
+#define RULE_OF(book, j, col) ((book)->table[(j) * T_COLS + (col)])
+#define RULE(j, col) RULE_OF(b, j, col)
+#define HELD(reg, t) ((reg)[t] != 0.0)
+
+static double band_choice(const Book *b, Py_ssize_t i, double cur, double lo, double hi,
+                          double *model_band) {
+    int best = 0;
+    if (b->has_probs) {
+        const double *p = b->probs + i * BANDS;
+        int top = 0;
+        double bestp = -INFINITY;
+        for (int k = 1; k < BANDS; k++)
+            if (p[k] > p[top]) top = k;
+        for (int k = 0; k < BANDS; k++) {
+            double v = (hi >= b->band_lo[k] && lo <= b->band_hi[k]) ? p[k] : -1.0;
+            if (v > bestp) bestp = v, best = k;
+        }
+        *model_band = top;
+        return best;
+    }
+    double gap_best = INFINITY;
+    for (int k = 0; k < BANDS; k++) {
+        double gap = fmax(fmax(b->band_lo[k] - cur, cur - b->band_hi[k]), 0.0);
+        double v = (hi >= b->band_lo[k] && lo <= b->band_hi[k]) ? gap : INFINITY;
+        if (k == 0 || v < gap_best) gap_best = v, best = k;
+    }
+    *model_band = -1;
+    return best;
+}
+
+/* One stage's combining step for row t of the block (row i overall), after its code ran. */
+static void stage_step(const Book *b, int stage, double **reg, Py_ssize_t t, Py_ssize_t i) {
+    Py_ssize_t nr = b->nrules;
+    uint8_t *fired = b->fired + i * nr, *over = b->overruled + i * nr;
+    double *row = b->rows + i * O_COLS;
+    double cur = reg[b->special[R_CURRENT]][t];
+    const int32_t *from = b->order + b->first[stage], *to = b->order + b->first[stage + 1], *r;
+    for (r = from; r < to; r++) fired[*r] = HELD(reg[RULE(*r, T_WHEN)], t);
+    if (stage == REFERRAL) {
+        uint8_t stop = 0;
+        memset(over, 0, nr);
+        for (r = from; r < to; r++) stop |= fired[*r] && RULE(*r, T_STOPS);
+        b->stop[t] = stop;
+        for (Py_ssize_t q = 0; q < b->nreasons; q++)
+            b->reason_out[i * b->nreasons + q] = HELD(reg[b->reasons[q]], t);
+    } else if (stage == BOUNDS) {  /* in priority order; a bound that would empty [lo, hi] drops */
+        double lo = 0.0, hi = b->limit[L_MAX_DROP];
+        for (r = from; r < to; r++) {
+            Py_ssize_t j = *r;
+            double new_lo = lo, new_hi = hi;
+            if (RULE(j, T_FLOOR) >= 0) {
+                double floor_ = ceil(reg[RULE(j, T_FLOOR)][t]);
+                b->floors[i * nr + j] = floor_;
+                new_lo = fmax(lo, floor_);
+            }
+            if (RULE(j, T_CEILING) >= 0) {
+                double ceiling = floor(reg[RULE(j, T_CEILING)][t]);
+                b->ceilings[i * nr + j] = ceiling;
+                new_hi = fmin(hi, ceiling);
+            }
+            if (!fired[j]) continue;
+            if (new_lo <= new_hi) lo = new_lo, hi = new_hi;
+            else over[j] = 1;
+        }
+        row[O_LO] = lo, row[O_HI] = hi;
+    } else if (stage == BAND) {
+        double lo = row[O_LO], hi = row[O_HI];
+        double band = band_choice(b, i, cur, lo, hi, &row[O_MODEL_BAND]);
+        int target = (int)reg[b->special[R_CURRENT_BAND]][t];
+        if (target < 0) target = 0;
+        if (target >= BANDS) target = BANDS - 1;
+        int fits = b->band_lo[target] <= hi && b->band_hi[target] >= lo;
+        for (r = from; r < to; r++) {
+            if (!fired[*r]) continue;
+            if (fits) band = target;
+            else over[*r] = 1;
+        }
+        row[O_BAND] = band;
+        row[O_RANGE_MIN] = fmax(b->band_lo[(int)band], lo);
+        row[O_RANGE_MAX] = fmin(b->band_hi[(int)band], hi);
+        reg[b->special[R_ALLOWED_MIN]][t] = lo, reg[b->special[R_ALLOWED_MAX]][t] = hi;
+        reg[b->special[R_RANGE_MIN]][t] = row[O_RANGE_MIN];
+        reg[b->special[R_RANGE_MAX]][t] = row[O_RANGE_MAX];
+    } else if (stage == RANGE) {
+        double rmin = row[O_RANGE_MIN], rmax = row[O_RANGE_MAX];
+        for (r = from; r < to; r++)
+            if (fired[*r]) rmin = fmin(rmin, floor(cur)), rmax = fmax(rmax, ceil(cur));
+        if (b->stop[t]) {  /* a hard referral: no change */
+            rmin = floor(cur), rmax = ceil(cur);
+            row[O_BAND] = reg[b->special[R_CURRENT_BAND]][t];
+        }
+        /* an effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range in 0-30 */
+        row[O_RANGE_MIN] = fmin(rmin, b->limit[L_MAX_DROP]);
+        row[O_RANGE_MAX] = fmin(rmax, b->limit[L_MAX_DROP]);
+        reg[b->special[R_RANGE_MIN]][t] = row[O_RANGE_MIN];
+        reg[b->special[R_RANGE_MAX]][t] = row[O_RANGE_MAX];
+    } else if (stage == PACE) {
+        double pace = b->limit[L_DEFAULT_PACE_WEEKS];
+        for (r = from; r < to; r++)
+            if (fired[*r]) pace = fmax(pace, RULE(*r, T_PACE));
+        row[O_PACE] = pace;
+    }
+}
+
+/* After the last stage: overruling by a hard referral, advice, confidence, urgency, direction. */
+static void finish_row(const Book *b, double **reg, Py_ssize_t t, Py_ssize_t i) {
+    Py_ssize_t nr = b->nrules;
+    uint8_t *fired = b->fired + i * nr, *over = b->overruled + i * nr, *adv = b->advice + i * nr;
+    double *row = b->rows + i * O_COLS;
+    double cur = reg[b->special[R_CURRENT]][t];
+    uint8_t stop = b->stop[t];
+    double factor = 1.0, urgency = 0.0;
+    for (Py_ssize_t j = 0; j < nr; j++) {
+        /* a bound set aside for a higher-priority bound keeps its advice; a hard referral not */
+        adv[j] = fired[j] && RULE(j, T_HAS_ADVICE) && !stop;
+        if (stop && fired[j] && !RULE(j, T_STOPS)) over[j] = 1;
+        if (RULE(j, T_ADVICE_WHEN) >= 0) adv[j] = adv[j] && HELD(reg[RULE(j, T_ADVICE_WHEN)], t);
+        if (fired[j] && !over[j]) {
+            factor *= b->factor[j];
+            if (RULE(j, T_URGENCY) > urgency) urgency = RULE(j, T_URGENCY);
+        }
+    }
+    int band = (int)row[O_BAND];
+    double base = b->has_probs ? b->probs[i * BANDS + band] : b->limit[L_RULES_ONLY_CONFIDENCE];
+    double rmin = row[O_RANGE_MIN], rmax = row[O_RANGE_MAX];
+    double direction = cur > rmax ? 1 : cur >= rmin ? 0 : cur <= 2 ? 3 : 2;
+    if (stop) factor *= b->limit[L_REFERRAL_CONFIDENCE], direction = 0;
+    row[O_DIRECTION] = direction;
+    row[O_CONFIDENCE] = fmin(base * factor, 1.0);
+    row[O_URGENCY] = urgency;
+}
+
+/* combine(code, nregs, nslots, creg, cval, segments, table, factor, reasons, special, limits,
+ *         ctx, n, probs, flags, bounds, reason_out, rows):
+ * segments: NSTAGES + 2 offsets into code (the code every rule reads first, then each stage's);
+ * flags: 3 x n x rules uint8 (fired, overruled, advice), bounds: 2 x n x rules (floor, ceiling),
+ * reason_out: n x reasons uint8, rows: n x O_COLS float64. probs is n x 5, or empty. */
+static PyObject *combine(PyObject *self, PyObject *args) {
+    Py_buffer code, creg, cval, segs, table, factor, reasons, special, limits, ctx, probs, flags,
+        bounds, reason_out, rows;
+    Py_ssize_t nregs, nslots, n;
+    if (!PyArg_ParseTuple(args, "y*nny*y*y*y*y*y*y*y*y*ny*w*w*w*w*", &code, &nregs, &nslots, &creg,
+                          &cval, &segs, &table, &factor, &reasons, &special, &limits, &ctx, &n,
+                          &probs, &flags, &bounds, &reason_out, &rows))
+        return NULL;
+    PyObject *result = NULL;
+    Program p;
+    Book b;
+    b.order = NULL;
+    double *scratch = NULL, **reg = NULL;
+    uint8_t stop[BLOCK];
+    const int32_t *seg = segs.buf;
+    if (!parse_program(&p, &code, nregs, nslots, &creg, &cval, &ctx, n)) goto done;
+    b.table = table.buf, b.reasons = reasons.buf, b.special = special.buf;
+    b.factor = factor.buf, b.limit = limits.buf, b.probs = probs.buf;
+    b.band_lo = b.limit, b.band_hi = b.limit + BANDS;
+    b.nrules = table.len / (T_COLS * (Py_ssize_t)sizeof(int32_t));
+    b.nreasons = reasons.len / (Py_ssize_t)sizeof(int32_t);
+    b.has_probs = probs.len > 0;
+    b.fired = flags.buf;
+    b.overruled = b.fired + n * b.nrules;
+    b.advice = b.overruled + n * b.nrules;
+    b.floors = bounds.buf;
+    b.ceilings = b.floors + n * b.nrules;
+    b.reason_out = reason_out.buf, b.rows = rows.buf, b.stop = stop;
+    int ok = segs.len == (NSTAGES + 2) * (Py_ssize_t)sizeof(int32_t)
+        && table.len == b.nrules * T_COLS * (Py_ssize_t)sizeof(int32_t)
+        && factor.len == b.nrules * (Py_ssize_t)sizeof(double)
+        && special.len == R_COLS * (Py_ssize_t)sizeof(int32_t)
+        && limits.len == L_COLS * (Py_ssize_t)sizeof(double)
+        && (probs.len == 0 || probs.len == n * BANDS * (Py_ssize_t)sizeof(double))
+        && flags.len == 3 * n * b.nrules && bounds.len == 2 * n * b.nrules * (Py_ssize_t)sizeof(double)
+        && reason_out.len == n * b.nreasons && rows.len == n * O_COLS * (Py_ssize_t)sizeof(double);
+    for (int k = 0; ok && k < NSTAGES + 2; k++)
+        ok = seg[k] >= (k ? seg[k - 1] : 0) && seg[k] <= p.ncode;
+    for (int k = 0; ok && k < R_COLS; k++)
+        ok = b.special[k] >= 0 && b.special[k] < nregs && (k < R_ALLOWED_MIN || b.special[k] >= nslots);
+    for (Py_ssize_t q = 0; ok && q < b.nreasons; q++) ok = b.reasons[q] >= 0 && b.reasons[q] < nregs;
+    for (Py_ssize_t j = 0; ok && j < b.nrules; j++) {
+        ok = RULE_OF(&b, j, T_STAGE) >= 0 && RULE_OF(&b, j, T_STAGE) < NSTAGES;
+        for (int col = T_WHEN; ok && col <= T_ADVICE_WHEN; col++)
+            ok = RULE_OF(&b, j, col) >= (col == T_WHEN ? 0 : -1) && RULE_OF(&b, j, col) < nregs;
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "the rule table does not fit its program or outputs");
+        goto done;
+    }
+    scratch = malloc(sizeof(double) * BLOCK * (size_t)(nregs - nslots + 1));
+    reg = malloc(sizeof(double *) * (size_t)(nregs + 1));
+    b.order = malloc(sizeof(int32_t) * (size_t)(b.nrules + 1));
+    if (!scratch || !reg || !b.order) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t k = 0;
+    for (int stage = 0; stage < NSTAGES; stage++) {
+        b.first[stage] = k;
+        for (Py_ssize_t j = 0; j < b.nrules; j++)
+            if (RULE_OF(&b, j, T_STAGE) == stage) b.order[k++] = (int32_t)j;
+    }
+    b.first[NSTAGES] = k;
+    fill_constants(&p, scratch);
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
+        point(&p, reg, scratch, start);
+        run_code(&p, seg[0], seg[1], reg, m);
+        for (int stage = 0; stage < NSTAGES; stage++) {
+            run_code(&p, seg[stage + 1], seg[stage + 2], reg, m);
+            for (Py_ssize_t t = 0; t < m; t++) stage_step(&b, stage, reg, t, start + t);
+        }
+        for (Py_ssize_t t = 0; t < m; t++) finish_row(&b, reg, t, start + t);
+    }
+    result = Py_NewRef(Py_None);
+done:
+    free(scratch);
+    free(reg);
+    free(b.order);
+    Py_buffer *all[] = {&code, &creg, &cval, &segs, &table, &factor, &reasons, &special, &limits,
+                        &ctx, &probs, &flags, &bounds, &reason_out, &rows};
+    for (size_t k = 0; k < sizeof(all) / sizeof(all[0]); k++) PyBuffer_Release(all[k]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"evaluate", evaluate, METH_VARARGS, "Run a program; the values of some registers."},
+    {"combine", combine, METH_VARARGS, "Run the rules' program and RULES.md's combining steps."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }

@@ -1,0 +1,36 @@
+# The compiled rule kernel (service/_kernel.c); buffers are C-contiguous numpy arrays.
+from typing import Any
+
+def evaluate(
+    code: Any,
+    nregs: int,
+    nslots: int,
+    creg: Any,
+    cval: Any,
+    ctx: Any,
+    n: int,
+    regs: Any,
+    out: Any,
+    /,
+) -> None: ...
+def combine(
+    code: Any,
+    nregs: int,
+    nslots: int,
+    creg: Any,
+    cval: Any,
+    segments: Any,
+    table: Any,
+    factor: Any,
+    reasons: Any,
+    special: Any,
+    limits: Any,
+    ctx: Any,
+    n: int,
+    probs: Any,
+    flags: Any,
+    bounds: Any,
+    reason_out: Any,
+    rows: Any,
+    /,
+) -> None: ...
