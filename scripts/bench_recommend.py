@@ -23,7 +23,7 @@ from service.columns import from_requests
 from service.combine import decide
 from service.config import Config
 from service.explain import attributions, render
-from service.features import derive, model_matrix
+from service.features import features
 from service.recommend import Recommender
 from service.registry import Registry
 from service.retrain import retrain
@@ -87,16 +87,15 @@ def one_request(rec: Recommender, repeat: int) -> None:
     assert model is not None
     req = load_request(REQUEST)
     cols = from_requests([req])
-    ctx = derive(cols)
-    X = model_matrix(ctx)
+    ctx, X = features(cols)
     probs = model.predict_proba(X)
     d = decide(dict(ctx), book, probs)
     stages = {
         "validation": lambda: load_request(REQUEST),
-        "features": lambda: model_matrix(derive(from_requests([req]))),
+        "features": lambda: features(from_requests([req])),
         "model": lambda: model.predict_proba(X),
         "rules": lambda: decide(dict(ctx), book, probs),
-        "explanation": lambda: render(d, 0, model, attributions(model, X, probs), X, cols),
+        "explanation": lambda: render(d, 0, model, attributions(model, X), X, cols),
     }
     for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:
         timed(fn, 200)  # warm up
@@ -125,7 +124,7 @@ def many_rows(rec: Recommender, rows: int) -> None:
     frame = simulate(rows, seed=2).drop(columns=["outcome_band", "outcome_drop_mm"])
     text = frame.astype("string").fillna("")
     cols = check_frame(text).columns
-    X = model_matrix(derive(cols))
+    X = features(cols)[1]
     runs = [timed(lambda: model.estimator.predict_proba(X), 1) + timed(lambda: rec.decide(cols), 1)
             for _ in range(5)]  # alternating, like the single request  # fmt: skip
     bare, ours = min(b for b, _ in runs), min(o for _, o in runs)

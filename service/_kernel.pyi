@@ -34,3 +34,18 @@ def combine(
     rows: Any,
     /,
 ) -> None: ...
+def features(inputs: Any, n: int, limits: Any, derived: Any, X: Any, /) -> None: ...
+def linear(
+    xt: Any,
+    n: int,
+    fill: Any,
+    mean: Any,
+    scale: Any,
+    coef: Any,
+    intercept: Any,
+    beta: float,
+    groups: Any,
+    probs: Any,
+    factors: Any,
+    /,
+) -> None: ...

@@ -35,8 +35,7 @@ TEXT_NAMES = frozenset(name for name, kind in context_kinds().items() if kind ==
 # Columns of the rule table (T_* in _kernel.c) and of the kernel's per-row results (O_*).
 _TABLE = ("stage", "when", "floor", "ceiling", "advice_when", "urgency", "stops", "has_advice",
           "band", "pace")  # fmt: skip
-_ROWS = ("lo", "hi", "model_band", "band", "range_min", "range_max", "direction", "pace",
-         "confidence", "urgency")  # fmt: skip
+_ROWS = 10  # lo, hi, model band, band, range min and max, direction, pace, confidence, urgency
 _NO_PROBS = np.empty((0, 5))
 
 
@@ -81,8 +80,16 @@ class RuleBook:
             dtype=np.int32,
         ).reshape(len(rules), len(_TABLE))
         self.factor = np.array([r.confidence or 1.0 for r in rules], dtype=np.float64)
-        self.reason_of = [(j, k) for j, r in enumerate(rules) for k in range(len(r.reasons))]
-        self.reason_regs = np.array([reg[j, f"reason{k}"] for j, k in self.reason_of], np.int32)
+        reason_of = [(j, k) for j, r in enumerate(rules) for k in range(len(r.reasons))]
+        self.reason_regs = np.array([reg[j, f"reason{k}"] for j, k in reason_of], np.int32)
+        # where Decisions finds each rule's reasons, floor and ceiling among the kernel's outputs
+        self.reason_columns = [
+            (r.id, [q for q, (i, _) in enumerate(reason_of) if i == j])
+            for j, r in enumerate(rules)
+            if r.reasons
+        ]
+        self.floor_columns = [(r.id, j) for j, r in enumerate(rules) if r.floor is not None]
+        self.ceiling_columns = [(r.id, j) for j, r in enumerate(rules) if r.ceiling is not None]
         self.special = np.array(
             [program.slots[name] for name in LEADING] + [program.outputs[n] for n in OUTPUTS],
             dtype=np.int32,
@@ -143,16 +150,13 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     nrules = len(book.rules)
     flags = np.empty((3, n, nrules), dtype=np.bool_)
     bounds = np.empty((2, n, nrules))
-    held = np.empty((n, len(book.reason_of)), dtype=np.bool_)
-    rows = np.empty((n, len(_ROWS)))
+    held = np.empty((n, len(book.reason_regs)), dtype=np.bool_)
+    rows = np.empty((n, _ROWS))
     given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
-    out = dict(zip(_ROWS, rows.T, strict=True))
-    ctx.update(allowed_min=out["lo"], allowed_max=out["hi"], range_min=out["range_min"],
-               range_max=out["range_max"])  # fmt: skip
-    reasons: dict[str, list[np.ndarray]] = {}
-    for q, (j, _) in enumerate(book.reason_of):
-        reasons.setdefault(book.rules[j].id, []).append(held[:, q])
+    lo, hi, model_band, band, rmin, rmax, direction, pace, confidence, urgency = rows.T
+    ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
+    floors, ceilings, by_reason = bounds[0].T, bounds[1].T, held.T
     return Decisions(
         book=book,
         ctx=ctx,
@@ -160,17 +164,17 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         fired=flags[0],
         overruled=flags[1],
         advice=flags[2],
-        floors={r.id: bounds[0, :, j] for j, r in enumerate(book.rules) if r.floor is not None},
-        ceilings={r.id: bounds[1, :, j] for j, r in enumerate(book.rules) if r.ceiling is not None},
-        reasons=reasons,
-        urgency=out["urgency"].astype(np.int8),
-        model_band=out["model_band"].astype(np.int64),
-        band=out["band"].astype(np.int64),
-        allowed_min=out["lo"],
-        allowed_max=out["hi"],
-        range_min=out["range_min"].astype(np.int64),
-        range_max=out["range_max"].astype(np.int64),
-        direction=out["direction"].astype(np.int8),
-        pace_weeks=out["pace"],
-        confidence=out["confidence"],
+        floors={rule_id: floors[j] for rule_id, j in book.floor_columns},
+        ceilings={rule_id: ceilings[j] for rule_id, j in book.ceiling_columns},
+        reasons={rule_id: [by_reason[q] for q in qs] for rule_id, qs in book.reason_columns},
+        urgency=urgency.astype(np.int8),
+        model_band=model_band.astype(np.int64),
+        band=band.astype(np.int64),
+        allowed_min=lo,
+        allowed_max=hi,
+        range_min=rmin.astype(np.int64),
+        range_max=rmax.astype(np.int64),
+        direction=direction.astype(np.int8),
+        pace_weeks=pace,
+        confidence=confidence,
     )

@@ -11,6 +11,7 @@ over blocks of rows: one request costs a few microseconds, a million rows a frac
 """
 
 import ast
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -241,11 +242,19 @@ class Program:
         for trees in segments:
             roots.append([self._emit(tree) for tree in trees])
             bounds.append(len(self._code))
+        # context rows: the names first (read with one itemgetter), then the text equalities
+        names = [k for k in self.slots if isinstance(k, str)]
+        self._atoms = [k for k in self.slots if not isinstance(k, str)]
+        order: list[Slot] = [*names, *self._atoms]
+        renumber = {self.slots[k]: position for position, k in enumerate(order)}
+        self.slots = {k: renumber[v] for k, v in self.slots.items()}
         S = len(self.slots)
         self.registers = S + self._scratch
+        self._names = operator.itemgetter(*names) if len(names) > 1 else None
+        self._only = names[0] if len(names) == 1 else None
 
         def reg(r: int) -> int:  # slots were numbered -1, -2, ...; scratch from 0
-            return -1 - r if r < 0 else S + r
+            return renumber[-1 - r] if r < 0 else S + r
 
         self.code = np.array(
             [(op, reg(d), reg(a), reg(b) if b is not None else -1) for op, d, a, b in self._code],
@@ -256,7 +265,6 @@ class Program:
         self.outputs = {name: reg(k) for name, k in self._outputs.items()}
         self.creg = np.array([reg(r) for r in self._consts.values()], dtype=np.int32)
         self.cval = np.array(list(self._consts), dtype=np.float64)
-        self._names = tuple(self.slots)
 
     def _slot(self, key: Slot) -> int:
         return -1 - self.slots.setdefault(key, len(self.slots))
@@ -319,9 +327,12 @@ class Program:
 
     def context(self, ctx: Mapping[str, Any], n: int) -> np.ndarray:
         """The S x n float matrix of the slots, from a context of n-row arrays."""
-        if not self._names:
+        rows: list[Any] = [ctx[self._only]] if self._only else []
+        if self._names is not None:
+            rows = list(self._names(ctx))
+        rows += [ctx[name] == literal for name, literal in self._atoms]
+        if not rows:
             return np.empty((0, n))
-        rows = [ctx[k] if type(k) is str else ctx[k[0]] == k[1] for k in self._names]
         return np.concatenate(rows, dtype=np.float64, casting="unsafe").reshape(len(rows), n)
 
     def evaluate(self, ctx: Mapping[str, Any], n: int) -> list[np.ndarray]:

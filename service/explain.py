@@ -6,15 +6,13 @@ from typing import Any
 import numpy as np
 
 from service.combine import DIRECTIONS, URGENCY, Decisions
-from service.features import BAND_HI, BAND_LO, FEATURE_INPUTS, FEATURES, context_name
+from service.features import BAND_HI, BAND_LO, FEATURE_INPUTS, FEATURES, GROUPS, context_name
 from service.fields import BANDS
 from service.model import ServingModel
 from service.rules import Rule
 
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
 TOP_FACTORS = 4
-GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
-GROUP_MASK = np.array([[FEATURE_INPUTS[f] == g for f in FEATURES] for g in GROUPS])
 _GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
 _GROUP_FIRST = {
     g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS
@@ -29,25 +27,15 @@ IMPORTANT_INPUTS = (
 )
 
 
-def attributions(model: ServingModel, X: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Per row and input: log p(top band) minus its value with that input set to typical.
+def attributions(model: ServingModel, X: np.ndarray) -> np.ndarray:
+    """Per row and input group: log p(top band) minus its value with that input set to typical.
 
     Occlusion against the training medians (the imputer's fill), so it names inputs a person
-    gave rather than encoded columns. Positive = this input raised the top band. The model is
-    linear before its softmax, so setting a group of inputs to typical moves every band's logit
-    by that group's share of (x - typical) / scale . coef: all groups at once, without
-    re-running the model once per group.
-    """
-    fast = model.fast
-    rows = np.arange(len(X))
-    top = probs.argmax(axis=1)
-    away = (np.where(np.isnan(X), fast.fill, X) - fast.fill) / fast.scale
-    shift = (away[:, None, :] * GROUP_MASK) @ (fast.coef.T * fast.beta)  # n x groups x bands
-    logp = np.log(probs)
-    occluded = logp[:, None, :] - shift
-    peak = occluded.max(axis=2, keepdims=True)
-    norm = np.log(np.exp(occluded - peak).sum(axis=2)) + peak[:, :, 0]
-    return (logp[rows, top][:, None] - occluded[rows, :, top]) + norm
+    gave rather than encoded columns. Positive = this input raised the top band. Exact for the
+    linear model, without re-running it per group (`LinearSoftmax.run`)."""
+    factors = model.fast.run(X, factors=True)[1]
+    assert factors is not None
+    return factors
 
 
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:

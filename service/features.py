@@ -6,12 +6,12 @@ cannot build.
 
 import numpy as np
 
+from service import _kernel as kernel
 from service.columns import Columns, empty
 from service.fields import BAND_MM, BANDS, FIELDS, SEVERITIES
 
 CM_PER_DEGREE = 1 / 3.6  # Bennell 1998: 1 cm of knee-to-wall is about 3.6 degrees
 SHOE_HEEL_CM = 1.0  # a shoe adds about 1 cm of heel to a knee-to-wall test (PodiatryFAQ)
-PAIN3 = SEVERITIES[:6]  # the six pains that count towards `pain3`
 BAND_LO = np.array([BAND_MM[b][0] for b in BANDS], dtype=np.float64)
 BAND_HI = np.array([BAND_MM[b][1] for b in BANDS], dtype=np.float64)
 
@@ -24,44 +24,43 @@ def context_name(path: str) -> str:
 _BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last band
 
 
-def band_of(drop: np.ndarray) -> np.ndarray:
-    """Index into BANDS of the band holding each (possibly fractional) drop."""
-    return np.searchsorted(_BAND_EDGES, drop, side="right")
-
-
 _CONTEXT_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
-_SIDES = ("left", "right")
-_KTW = tuple(f"mobility.knee_to_wall_cm.{side}" for side in _SIDES)
-_LUNGE = tuple(f"mobility.lunge_angle_deg.{side}" for side in _SIDES)
-
-
-def _rows(columns: list[np.ndarray]) -> np.ndarray:
-    """Columns as the rows of one matrix (np.stack costs ten times more on short columns)."""
-    return np.concatenate(columns).reshape(len(columns), len(columns[0]))
-
-
-def derive(cols: Columns) -> dict[str, np.ndarray]:
-    """The rule context: every field by its short name plus the derived values of RULES.md."""
-    ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
-    # symptom(x): absent (NaN) counts as none; all eight in one pass
-    severity = np.fmax(_rows([ctx[name] for name in SEVERITIES]), 0.0)
-    ctx.update(zip(SEVERITIES, severity, strict=True))
-    current = ctx["current_drop_mm"] + np.fmax(ctx["heel_insert_mm"], 0.0)
-    # both sides at once: knee-to-wall, else the lunge angle in cm; a shoe's heel taken off
-    ktw = _rows([cols[path] for path in _KTW])
-    lunge = _rows([cols[path] for path in _LUNGE])
-    in_shoes = ctx["measured_in"] == "shoes"
-    left, right = np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - SHOE_HEEL_CM * in_shoes
-    ctx.update(current=current, ktw_left=left, ktw_right=right)
-    ctx["ktw_min"] = np.fmin(left, right)
-    ctx["ktw_asym"] = np.abs(left - right)
-    ctx["pain3"] = severity[: len(PAIN3)].max(axis=0) >= 3
-    primary = ctx["primary"]
-    runs = (primary == "running") | (ctx["running_km_per_week"] >= 5)
-    ctx["regular_runner"] = (ctx["running_years"] >= 0.5) & runs
-    ctx["lifting"] = (primary == "weightlifting") | (ctx["squats_in_lifting_shoes"] == 1)
-    ctx["current_band"] = band_of(current)
-    return ctx
+# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c): a column, or a
+# text column's equality with one option.
+INPUTS: tuple[str | tuple[str, str], ...] = (
+    *(f"symptoms.{name}" for name in SEVERITIES),
+    "footwear.current_drop_mm",
+    "footwear.heel_insert_mm",
+    "mobility.knee_to_wall_cm.left",
+    "mobility.knee_to_wall_cm.right",
+    "mobility.lunge_angle_deg.left",
+    "mobility.lunge_angle_deg.right",
+    ("mobility.measured_in", "shoes"),
+    ("activity.primary", "running"),
+    ("activity.primary", "weightlifting"),
+    "activity.running_km_per_week",
+    "activity.running_years",
+    "activity.squats_in_lifting_shoes",
+    "footwear.years_in_heeled_shoes",
+    "footwear.high_heel_hours_per_week",
+    "footwear.weeks_in_current_drop",
+    "symptoms.started_after_shoe_change",
+    "mobility.deep_squat_heels_down",
+    "person.age_years",
+    "person.body_mass_kg",
+    ("person.sex", "male"),
+    "footwear.previous_drop_mm",
+    ("mobility.restriction_felt", "front"),
+    ("mobility.restriction_felt", "both"),
+    ("mobility.restriction_felt", "back"),
+)
+# What it writes (D_* in _kernel.c): RULES.md's derived values, severities with absent as 0.
+DERIVED_ROWS = (
+    *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
+    "regular_runner", "lifting", "current_band",
+)  # fmt: skip
+_FLAGS = ("pain3", "regular_runner", "lifting")
+_LIMITS = np.array([*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM])
 
 
 # The classifier's inputs, in the order of its coefficients (a registered model names them).
@@ -99,72 +98,37 @@ FEATURES: tuple[str, ...] = (
     "front_block_severe",
     "back_block_severe",
 )
-_BAND_INDEX = np.arange(len(BANDS))[:, None]
-_FELT = np.array([["front"], ["both"], ["back"]])
-_AT_MOST = np.array([[2.0], [6.0]])  # current <= 2 (zero drop), <= 6 (low)
-_BELOW = np.array([[6.0], [10.0], [26.0]])  # ktw < 6, ktw < 10, weeks < 26
 
 
-def model_matrix(ctx: dict[str, np.ndarray]) -> np.ndarray:
-    """The n x len(FEATURES) float matrix the classifier sees; NaN where absent (the pipeline
-    imputes), indicators where it matters. Like features share one numpy call."""
-    current, ktw, weeks = ctx["current"], ctx["ktw_min"], ctx["weeks_in_current_drop"]
-    felt = ctx["restriction_felt"] == _FELT  # front, both, back
-    front, back = felt[0] | felt[1], felt[2]
-    clipped = np.fmax(
-        _rows([ctx[name] for name in ("years_in_heeled_shoes", "high_heel_hours_per_week",
-                                      "running_km_per_week", "ktw_asym")]),
-        0.0,
-    )  # fmt: skip
-    heeled = clipped[0]
-    at_most = current <= _AT_MOST
-    below = _rows([ktw, ktw, weeks]) < _BELOW
-    given = _rows([ctx["started_after_shoe_change"], ctx["deep_squat_heels_down"]]) == 1
-    convert = at_most[0] & (given[0] | below[2]) & (heeled >= 5)
-    pains = _rows([ctx[name] for name in SEVERITIES[:6]])
-    adapted = ~ctx["pain3"] & (ktw >= 10)
-    mass = ctx["body_mass_kg"]
-    runner = ctx["regular_runner"]
-    pieces = (
-        current,
-        ctx["current_band"] == _BAND_INDEX,
-        ctx["age_years"],
-        mass,
-        ctx["sex"] == "male",
-        heeled,
-        np.log1p(weeks),
-        current - ctx["previous_drop_mm"],
-        clipped[1],
-        clipped[2],
-        runner,
-        ctx["lifting"],
-        pains,
-        given[0],
-        ktw,
-        np.isnan(ktw),
-        below[0],
-        below[1],
-        clipped[3],
-        front,
-        back,
-        given[1],
-        convert,
-        convert * pains[1:4].max(axis=0),  # calf, Achilles or plantar heel pain
-        np.square(current) / 10,
-        adapted,
-        adapted * current,
-        pains[2:6] >= 3,
-        np.fmin(np.fmax(mass - 71.4, 0.0) / 20, 1.0),
-        runner * at_most[1],
-        front * below[0],
-        back * below[0],
-    )
-    flat = np.concatenate([p.ravel() for p in pieces], dtype=np.float64, casting="unsafe")
-    return flat.reshape(len(FEATURES), len(current)).T  # feature by feature in memory
+def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rule context (every field by its short name, plus RULES.md's derived values: symptom
+    severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
+    side from the lunge angle when not measured and less a shoe's heel, `ktw_min`, `ktw_asym`,
+    `pain3`, `regular_runner`, `lifting`) and the n x len(FEATURES) matrix the classifier sees
+    (NaN where absent: the model imputes; indicators where it matters), in one pass of the
+    kernel for any n. Training calls this too, so the model never sees a value serving could
+    not build."""
+    n = len(cols["footwear.current_drop_mm"])
+    rows = [cols[k] if type(k) is str else cols[k[0]] == k[1] for k in INPUTS]
+    inputs = np.concatenate(rows, dtype=np.float64, casting="unsafe")
+    derived = np.empty((len(DERIVED_ROWS), n))
+    X = np.empty((len(FEATURES), n))
+    kernel.features(inputs, n, _LIMITS, derived, X)
+    ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
+    ctx.update(zip(DERIVED_ROWS, derived, strict=True))
+    for name in _FLAGS:
+        ctx[name] = ctx[name] != 0
+    ctx["current_band"] = ctx["current_band"].astype(np.intp)
+    return ctx, X.T  # feature by feature in memory
 
 
-if model_matrix(derive(empty(1))).shape != (1, len(FEATURES)):
-    raise RuntimeError("model_matrix and FEATURES disagree")  # a change made to one only
+def derive(cols: Columns) -> dict[str, np.ndarray]:
+    """The rule context alone (see `features`)."""
+    return features(cols)[0]
+
+
+if features(empty(1))[1].shape != (1, len(FEATURES)):
+    raise RuntimeError("the kernel's features and FEATURES disagree")  # a change made to one only
 
 # The input each feature stands for, so attributions name something a person gave us.
 _INPUT_BY_PREFIX = {
@@ -194,3 +158,6 @@ FEATURE_INPUTS = {
     )
     for name in FEATURES
 }
+# The input groups attributions name, and each feature's group.
+GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
+FEATURE_GROUP = np.array([GROUPS.index(FEATURE_INPUTS[f]) for f in FEATURES], dtype=np.int32)

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from service import _kernel as kernel
 from service.errors import ModelRefused
-from service.features import FEATURES
+from service.features import FEATURE_GROUP, FEATURES, GROUPS
 from service.fields import BANDS
 
 MODEL_FILE = "model.skops"
@@ -55,16 +56,24 @@ class LinearSoftmax:
     beta: float
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.where(np.isnan(X), self.fill, X)  # a new array: the steps below work in place
-        X -= self.mean
-        X /= self.scale
-        logits = X @ self.coef.T
-        logits += self.intercept
-        logits *= self.beta
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        """The n x bands probabilities of an n x len(FEATURES) matrix (NaN where absent)."""
+        return self.run(X, factors=False)[0]
+
+    def run(self, X: np.ndarray, factors: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and, with `factors`, per row and input group (features.GROUPS): log
+        p(top band) minus its value with that group's features set to typical (the imputer's
+        fill). The model is linear before its softmax, so setting a group to typical moves every
+        band's logit by that group's share of (x - typical) / scale . coef: all groups at once,
+        without re-running the model once per group. In the kernel, one row after another."""
+        n = len(X)
+        xt = np.ascontiguousarray(X.T, dtype=np.float64)  # no copy for features()'s matrix
+        probs = np.empty((n, len(BANDS)))
+        out = np.empty((n, len(GROUPS)) if factors else 0)
+        kernel.linear(
+            xt, n, self.fill, self.mean, self.scale, self.coef, self.intercept, self.beta,
+            FEATURE_GROUP, probs, out,
+        )  # fmt: skip
+        return probs, out if factors else None
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as JSON values; `classes` names the rows of coef and intercept."""

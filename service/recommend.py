@@ -9,7 +9,7 @@ import numpy as np
 from service.columns import Columns, from_requests
 from service.combine import Decisions, RuleBook, decide
 from service.explain import attributions, render
-from service.features import derive, model_matrix
+from service.features import features
 from service.model import ServingModel
 from service.rules import Rule, load_rules
 from service.schemas import load_request
@@ -25,10 +25,9 @@ class Recommender:
 
     def decide(self, cols: Columns) -> tuple[Decisions, np.ndarray | None]:
         """Score whole columns: decisions for every row, and the model inputs used."""
-        ctx = derive(cols)
+        ctx, X = features(cols)
         if self.model is None:
             return decide(ctx, self.book, None), None
-        X = model_matrix(ctx)
         return decide(ctx, self.book, self.model.predict_proba(X)), X
 
     def explain(
@@ -39,7 +38,7 @@ class Recommender:
         d, X = self.decide(cols)
         factors = None
         if self.model is not None and X is not None and d.probs is not None:
-            factors = attributions(self.model, X, d.probs)
+            factors = attributions(self.model, X)
         ids = request_ids or [uuid.uuid4().hex for _ in requests]
         return [
             {

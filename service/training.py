@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 
 from service.combine import RuleBook, decide
 from service.errors import InvalidInput
-from service.features import BAND_HI, BAND_LO, derive, model_matrix
+from service.features import BAND_HI, BAND_LO, features
 from service.fields import BANDS
 from service.model import compile_estimator
 from service.rules import Rule
@@ -86,9 +86,9 @@ def read_labelled(paths: Sequence[str | Path]) -> Labelled:
     outcome = np.full(len(frame), np.nan)
     if OUTCOME_DROP in frame.columns:
         outcome = pd.to_numeric(frame[OUTCOME_DROP], errors="coerce").to_numpy(np.float64)
-    ctx = derive({k: v[keep] for k, v in checked.columns.items()})
+    ctx, X = features({k: v[keep] for k, v in checked.columns.items()})
     return Labelled(
-        model_matrix(ctx), ctx, labels[keep], outcome[keep], digest.hexdigest(),
+        X, ctx, labels[keep], outcome[keep], digest.hexdigest(),
         int(keep.sum()), report,
     )  # fmt: skip
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.columns import from_requests
-from service.features import FEATURES, derive, model_matrix
+from service.features import FEATURES, derive, features
 from service.fields import BANDS, SEVERITIES
 from service.schemas import load_request
 from tests.strategies import get, requests
@@ -105,7 +105,7 @@ def reference(request: dict) -> dict[str, float]:
 @settings(max_examples=150, deadline=None)
 @given(batch=st.lists(requests(), min_size=1, max_size=8))
 def test_every_feature_equals_its_definition_read_one_request_at_a_time(batch):
-    X = model_matrix(derive(from_requests([load_request(r) for r in batch])))
+    X = features(from_requests([load_request(r) for r in batch]))[1]
     assert X.shape == (len(batch), len(FEATURES))
     for row, request in zip(X, batch, strict=True):
         expected = reference(request)
