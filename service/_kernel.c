@@ -427,13 +427,13 @@ done:
 
 /* ---- Features: RULES.md's derived values and the classifier's inputs (service/features.py) ---- */
 
-/* Rows of the input matrix, in the order of features.INPUTS: the eight severities (in
- * fields.SEVERITIES order), then these. The I_IS_* rows are a text field's equality with one
- * option, worked out in numpy. */
+/* Rows of the input matrix, in the order of features.INPUTS then features.TEXT_INPUTS: the
+ * eight severities (in fields.SEVERITIES order), the numbers, then a text field's equality with
+ * one option each (worked out in numpy, a field at a time). */
 enum { I_SEVERITIES = 0, I_CURRENT_DROP = 8, I_HEEL_INSERT, I_KTW_LEFT, I_KTW_RIGHT, I_LUNGE_LEFT,
-       I_LUNGE_RIGHT, I_IN_SHOES, I_IS_RUNNING, I_IS_WEIGHTLIFTING, I_RUNNING_KM, I_RUNNING_YEARS,
-       I_SQUATS_IN_LIFTING_SHOES, I_YEARS_HEELED, I_HIGH_HEEL_HOURS, I_WEEKS, I_STARTED_AFTER,
-       I_DEEP_SQUAT, I_AGE, I_MASS, I_IS_MALE, I_PREVIOUS_DROP, I_FELT_FRONT, I_FELT_BOTH,
+       I_LUNGE_RIGHT, I_RUNNING_KM, I_RUNNING_YEARS, I_SQUATS_IN_LIFTING_SHOES, I_YEARS_HEELED,
+       I_HIGH_HEEL_HOURS, I_WEEKS, I_STARTED_AFTER, I_DEEP_SQUAT, I_AGE, I_MASS, I_PREVIOUS_DROP,
+       I_IN_SHOES, I_IS_RUNNING, I_IS_WEIGHTLIFTING, I_IS_MALE, I_FELT_FRONT, I_FELT_BOTH,
        I_FELT_BACK, I_COLS };
 /* Rows of the derived matrix, in the order of features.DERIVED_ROWS: the eight severities with
  * absent as 0, then these. */

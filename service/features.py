@@ -4,6 +4,8 @@ Training and serving both call `model_matrix`, so the model never sees a column 
 cannot build.
 """
 
+import operator
+
 import numpy as np
 
 from service import _kernel as kernel
@@ -24,10 +26,11 @@ def context_name(path: str) -> str:
 _BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last band
 
 
-_CONTEXT_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
-# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c): a column, or a
-# text column's equality with one option.
-INPUTS: tuple[str | tuple[str, str], ...] = (
+_NAMES = tuple(context_name(f.path) for f in FIELDS if f.kind != "text")
+_FIELDS = operator.itemgetter(*(f.path for f in FIELDS if f.kind != "text"))
+# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c): these columns,
+# then each text column's equality with these options.
+INPUTS = (
     *(f"symptoms.{name}" for name in SEVERITIES),
     "footwear.current_drop_mm",
     "footwear.heel_insert_mm",
@@ -35,9 +38,6 @@ INPUTS: tuple[str | tuple[str, str], ...] = (
     "mobility.knee_to_wall_cm.right",
     "mobility.lunge_angle_deg.left",
     "mobility.lunge_angle_deg.right",
-    ("mobility.measured_in", "shoes"),
-    ("activity.primary", "running"),
-    ("activity.primary", "weightlifting"),
     "activity.running_km_per_week",
     "activity.running_years",
     "activity.squats_in_lifting_shoes",
@@ -48,18 +48,21 @@ INPUTS: tuple[str | tuple[str, str], ...] = (
     "mobility.deep_squat_heels_down",
     "person.age_years",
     "person.body_mass_kg",
-    ("person.sex", "male"),
     "footwear.previous_drop_mm",
-    ("mobility.restriction_felt", "front"),
-    ("mobility.restriction_felt", "both"),
-    ("mobility.restriction_felt", "back"),
 )
+TEXT_INPUTS = {
+    "mobility.measured_in": np.array([["shoes"]]),
+    "activity.primary": np.array([["running"], ["weightlifting"]]),
+    "person.sex": np.array([["male"]]),
+    "mobility.restriction_felt": np.array([["front"], ["both"], ["back"]]),
+}
+_READ = operator.itemgetter(*INPUTS)
 # What it writes (D_* in _kernel.c): RULES.md's derived values, severities with absent as 0.
 DERIVED_ROWS = (
     *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
     "regular_runner", "lifting", "current_band",
 )  # fmt: skip
-_FLAGS = ("pain3", "regular_runner", "lifting")
+_FLAGS = slice(DERIVED_ROWS.index("pain3"), DERIVED_ROWS.index("lifting") + 1)
 _LIMITS = np.array([*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM])
 
 
@@ -109,15 +112,15 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     kernel for any n. Training calls this too, so the model never sees a value serving could
     not build."""
     n = len(cols["footwear.current_drop_mm"])
-    rows = [cols[k] if type(k) is str else cols[k[0]] == k[1] for k in INPUTS]
+    texts = ((cols[path] == options).ravel() for path, options in TEXT_INPUTS.items())
+    rows = [*_READ(cols), *texts]
     inputs = np.concatenate(rows, dtype=np.float64, casting="unsafe")
     derived = np.empty((len(DERIVED_ROWS), n))
     X = np.empty((len(FEATURES), n))
     kernel.features(inputs, n, _LIMITS, derived, X)
-    ctx = {name: cols[path] for name, path in _CONTEXT_NAMES}
+    ctx = dict(zip(_NAMES, _FIELDS(cols), strict=True))
     ctx.update(zip(DERIVED_ROWS, derived, strict=True))
-    for name in _FLAGS:
-        ctx[name] = ctx[name] != 0
+    ctx.update(zip(DERIVED_ROWS[_FLAGS], derived[_FLAGS] != 0, strict=True))
     ctx["current_band"] = ctx["current_band"].astype(np.intp)
     return ctx, X.T  # feature by feature in memory
 

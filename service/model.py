@@ -1,8 +1,9 @@
-"""The classifier: a scikit-learn model saved with skops, served through a numpy evaluator.
+"""The classifier: a scikit-learn model saved with skops, served through a compiled evaluator.
 
 A scikit-learn pipeline costs 3-14 ms a call on one row, most of it overhead; the fitted
-parameters evaluated in numpy cost microseconds and give the same probabilities (a test proves
-it on many rows). The same evaluator scores one request or a million rows.
+parameters evaluated in the kernel (service/_kernel.c) cost microseconds and give the same
+probabilities (a test proves it on many rows). The same evaluator scores one request or a
+million rows.
 
 Each version folder holds both: `model.skops`, the estimator, and `serving.json`, the evaluator's
 parameters (JSON floats round-trip exactly). Serving reads only the JSON, so it never imports
@@ -46,7 +47,8 @@ TRUSTED_TYPES = [
 
 @dataclass(frozen=True)
 class LinearSoftmax:
-    """Impute, standardise, a multinomial linear model, temperature: in numpy, bands in order."""
+    """Impute, standardise, a multinomial linear model, temperature: in the kernel, bands in
+    order."""
 
     fill: np.ndarray
     mean: np.ndarray
@@ -105,7 +107,7 @@ class LinearSoftmax:
 
 
 def compile_estimator(estimator: Any) -> LinearSoftmax:
-    """The numpy evaluator for a fitted model; ModelRefused for an unsupported structure."""
+    """The served evaluator of a fitted model; ModelRefused for an unsupported structure."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
