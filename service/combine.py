@@ -35,7 +35,9 @@ TEXT_NAMES = frozenset(name for name, kind in context_kinds().items() if kind ==
 # Columns of the rule table (T_* in _kernel.c) and of the kernel's per-row results (O_*).
 _TABLE = ("stage", "when", "floor", "ceiling", "advice_when", "urgency", "stops", "has_advice",
           "band", "pace")  # fmt: skip
-_ROWS = 10  # lo, hi, model band, band, range min and max, direction, pace, confidence, urgency
+# The kernel's per-row results (O_* in _kernel.c), as Decisions.table holds them.
+TABLE = ("allowed_min", "allowed_max", "model_band", "band", "range_min", "range_max",
+         "direction", "pace_weeks", "confidence", "urgency")  # fmt: skip
 _NO_PROBS = np.empty((0, 5))
 
 
@@ -139,6 +141,7 @@ class Decisions:
     direction: np.ndarray
     pace_weeks: np.ndarray
     confidence: np.ndarray
+    table: np.ndarray  # n x 10: the columns above from allowed_min on, as the kernel wrote them
 
     def fired_ids(self, i: int) -> list[str]:
         return [r.id for r, hit in zip(self.book.rules, self.fired[i], strict=True) if hit]
@@ -151,7 +154,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     flags = np.empty((3, n, nrules), dtype=np.bool_)
     bounds = np.empty((2, n, nrules))
     held = np.empty((n, len(book.reason_regs)), dtype=np.bool_)
-    rows = np.empty((n, _ROWS))
+    rows = np.empty((n, len(TABLE)))
     given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
     lo, hi, model_band, band, rmin, rmax, direction, pace, confidence, urgency = rows.T
@@ -177,4 +180,5 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         direction=direction.astype(np.int8),
         pace_weeks=pace,
         confidence=confidence,
+        table=rows,
     )

@@ -1,13 +1,14 @@
 """Turn one row of decisions into the response: plan, rule firings, factors, summary, advice."""
 
 import math
+from math import isnan
 from typing import Any
 
 import numpy as np
 
 from service.combine import DIRECTIONS, URGENCY, Decisions
 from service.features import BAND_HI, BAND_LO, FEATURE_INPUTS, FEATURES, GROUPS, context_name
-from service.fields import BANDS
+from service.fields import BANDS, FIELDS
 from service.model import ServingModel
 from service.rules import Rule
 
@@ -25,6 +26,8 @@ IMPORTANT_INPUTS = (
     "footwear.weeks_in_current_drop",
     "mobility.restriction_felt",
 )
+_ENUMS = {f.path for f in FIELDS if f.kind == "enum"}
+_IMPORTANT = tuple((path, path in _ENUMS) for path in IMPORTANT_INPUTS)  # absent: "" or NaN
 
 
 def attributions(model: ServingModel, X: np.ndarray) -> np.ndarray:
@@ -86,19 +89,18 @@ def _effect(rule: Rule, d: Decisions, i: int) -> str:
     return rule.effect.format(floor=floor, ceiling=ceiling, band=BANDS[d.ctx["current_band"][i]])
 
 
-def plan(d: Decisions, i: int) -> list[dict[str, Any]]:
+def plan(row: "_Row") -> list[dict[str, Any]]:
     """Lowering: steps of at most 4 mm ending at the range's max; raising: one step."""
-    current, direction = float(d.ctx["current"][i]), DIRECTIONS[d.direction[i]]
-    weeks = int(d.pace_weeks[i])
+    current, direction, weeks = row.now, row.direction, row.weeks
     if direction == "keep":
         return []
     if direction in ("raise", "step_back_up"):
-        target = int(d.range_min[i])
+        target = row.range_min
         note = (
             f"Change to {target} mm shoes, or add a heel insert; going higher can be done at once."
         )
         return [{"step": 1, "drop_mm": target, "weeks": weeks, "note": note}]
-    target = int(d.range_max[i])
+    target = row.range_max
     count = math.ceil((current - target) / 4)
     size = (current - target) / count
     drops = [math.ceil(current - k * size) for k in range(1, count)] + [target]
@@ -117,16 +119,22 @@ _LO, _HI = BAND_LO.tolist(), BAND_HI.tolist()
 
 
 class _Row:
-    """The numbers of one row that the summary weighs, as Python values."""
+    """One row's decisions as Python values, read from the kernel's table at once."""
 
     def __init__(self, d: Decisions, i: int):
         self.i = i
-        self.lo, self.hi = d.allowed_min[i].item(), d.allowed_max[i].item()
-        self.now = d.ctx["current"][i].item()
-        self.band = d.band[i].item()
-        model_band = d.model_band[i].item()
-        self.top = model_band if model_band >= 0 else self.band
-        self.changes = DIRECTIONS[d.direction[i]] != "keep"
+        lo, hi, model_band, band, rmin, rmax, direction, pace, confidence, urgency = d.table[
+            i
+        ].tolist()
+        self.lo, self.hi, self.band = lo, hi, int(band)
+        self.model_band = int(model_band)
+        self.top = self.model_band if self.model_band >= 0 else self.band
+        self.range_min, self.range_max = int(rmin), int(rmax)
+        self.direction = DIRECTIONS[int(direction)]
+        self.weeks, self.confidence = int(pace), confidence
+        self.urgency = URGENCY[int(urgency)]
+        self.now = float(d.ctx["current"][i])
+        self.changes = self.direction != "keep"
 
 
 def _shaped(d: Decisions, row: _Row, rule: Rule) -> bool:
@@ -177,21 +185,17 @@ def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
 
 def _summary(
     d: Decisions,
-    i: int,
+    row: _Row,
     firings: list[dict[str, Any]],
     by_id: dict[str, Rule],
     advice: list[dict[str, str]],
 ) -> str:
-    now, band = float(d.ctx["current"][i]), BANDS[d.band[i]]
+    now, band = row.now, BANDS[row.band]
     active = [f for f in firings if not f["overruled"]]
-    urgency = URGENCY[d.urgency[i]]
     if any(f["effect"].endswith("no change of shoes") for f in active):
         reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
         return f"{reasons} {UNTIL_THEN.format(now=now)}"
-    lead = LEADS[DIRECTIONS[d.direction[i]]].format(
-        span=span(int(d.range_min[i]), int(d.range_max[i])), band=band, now=now
-    )
-    row = _Row(d, i)
+    lead = LEADS[row.direction].format(span=span(row.range_min, row.range_max), band=band, now=now)
     why = [f["message"] for f in active if _shaped(d, row, by_id[f["id"]])][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
@@ -200,10 +204,10 @@ def _summary(
     if d.probs is None:
         parts.append(NO_MODEL)
     else:
-        top = int(d.model_band[i])
+        top = row.model_band
         ruled = any(by_id[f["id"]].band for f in active)
-        parts.append(classifier_says(BANDS[top], band, float(d.probs[i, top]), ruled))
-    if urgency:
+        parts.append(classifier_says(BANDS[top], band, float(d.probs[row.i, top]), ruled))
+    if row.urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
     parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...
     return " ".join(parts)
@@ -222,11 +226,12 @@ def render(
     advice: list[dict[str, str]] = []
     reasons: list[str] = []
     by_id = {}
+    set_aside, advised = d.overruled[i].tolist(), d.advice[i].tolist()
     for j in d.fired[i].nonzero()[0].tolist():
         rule = d.book.rules[j]
         by_id[rule.id] = rule
         values = TemplateValues(d, i, rule)
-        overruled = bool(d.overruled[i, j])
+        overruled = set_aside[j]
         firings.append(
             {
                 "id": rule.id,
@@ -239,13 +244,13 @@ def render(
         )
         if rule.referral and not overruled:
             reasons.extend(values.reasons())
-        if d.advice[i, j]:
+        if advised[j]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
     firings.sort(key=lambda f: str(f["id"]))
     advice.sort(key=lambda a: a["id"])
-    urgency = URGENCY[d.urgency[i]]
-    referral = {"urgency": urgency, "reasons": reasons} if urgency else None
-    top = int(d.model_band[i])
+    row = _Row(d, i)
+    referral = {"urgency": row.urgency, "reasons": reasons} if row.urgency else None
+    top = row.model_band
     model_view: dict[str, Any] = {
         "version": model.version if model else None,
         "band_probabilities": {},
@@ -259,7 +264,7 @@ def render(
             b: round(p, 4) for b, p in zip(BANDS, probs, strict=True)
         }
         model_view["top_band"] = BANDS[top]
-        model_view["overridden_by_rules"] = top != int(d.band[i])
+        model_view["overridden_by_rules"] = top != row.band
     if factors is not None:
         contributions = factors[i].tolist()
         model_view["top_factors"] = [
@@ -270,24 +275,23 @@ def render(
             }
             for g in np.argsort(-np.abs(factors[i]))[:TOP_FACTORS].tolist()
         ]
-    missing = [p for p in IMPORTANT_INPUTS if _plain(cols[p][i].item()) is None]
+    missing = [p for p, text in _IMPORTANT if (cols[p][i] == "" if text else isnan(cols[p][i]))]
     if math.isnan(d.ctx["ktw_min"][i]):
         missing.append("mobility.knee_to_wall_cm")
-    weeks = int(d.pace_weeks[i])
     recommendation = {
-        "drop_mm": {"min": int(d.range_min[i]), "max": int(d.range_max[i])},
-        "band": BANDS[d.band[i]],
-        "direction": DIRECTIONS[d.direction[i]],
-        "transition_plan": plan(d, i),
-        "confidence": round(float(d.confidence[i]), 4),
+        "drop_mm": {"min": row.range_min, "max": row.range_max},
+        "band": BANDS[row.band],
+        "direction": row.direction,
+        "transition_plan": plan(row),
+        "confidence": round(row.confidence, 4),
         "refer_to_clinician": referral is not None,
         "referral": referral,
-        "follow_up": {"retest_weeks": weeks, "step_back_if": STEP_BACK_IF},
+        "follow_up": {"retest_weeks": row.weeks, "step_back_if": STEP_BACK_IF},
     }
     return {
         "recommendation": recommendation,
         "explanation": {
-            "summary": _summary(d, i, firings, by_id, advice),
+            "summary": _summary(d, row, firings, by_id, advice),
             "rules": firings,
             "model": model_view,
             "missing_inputs": missing,

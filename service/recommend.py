@@ -1,6 +1,6 @@
 """The one recommendation path shared by the API, the batch scorer and the CLI."""
 
-import uuid
+import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,7 +39,7 @@ class Recommender:
         factors = None
         if self.model is not None and X is not None and d.probs is not None:
             factors = attributions(self.model, X)
-        ids = request_ids or [uuid.uuid4().hex for _ in requests]
+        ids = request_ids or [secrets.token_hex(16) for _ in requests]
         return [
             {
                 "request_id": ids[i],

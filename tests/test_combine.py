@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from service import _kernel as kernel
 from service.columns import from_requests
 from service.combine import DIRECTIONS, RULES_ONLY_CONFIDENCE, URGENCY, RuleBook, decide
 from service.explain import render
@@ -574,3 +575,41 @@ def test_the_summary_says_whether_the_classifier_chose_the_band_or_agreed(
     summary = render(d, 0, None, None, None, cols)["explanation"]["summary"]
     assert says in summary
     assert summary.count("classifier") == 1
+
+
+def test_the_kernel_refuses_a_rule_table_or_output_that_does_not_fit(rules):
+    """The kernel checks its layout before it reads a row: a register past the program's, a
+    stage it does not know or an output of the wrong size is a ValueError, never a crash."""
+    book = RuleBook(rules)
+    ctx = derive(from_requests([load_request(person(8))]))
+    n, nrules = 1, len(rules)
+
+    def run(table=book.table, flags_rows=n) -> None:
+        args = list(book._args)
+        args[6] = table
+        kernel.combine(
+            *args, book.program.context(ctx, n), n, np.empty((0, 5)),
+            np.empty((3, flags_rows, nrules), np.bool_), np.empty((2, n, nrules)),
+            np.empty((n, len(book.reason_regs)), np.bool_), np.empty((n, 10)),
+        )  # fmt: skip
+
+    run()  # the layout RuleBook built fits
+    for column, value in ((1, book.program.registers), (0, 6), (2, -5)):  # when, stage, floor
+        bad = book.table.copy()
+        bad[0, column] = value
+        with pytest.raises(ValueError, match="does not fit"):
+            run(table=bad)
+    with pytest.raises(ValueError, match="does not fit"):
+        run(flags_rows=2)
+
+
+def test_rows_across_the_kernels_blocks_decide_as_each_row_alone(rules):
+    """The kernel works in blocks of 256 rows: 600 varied rows (three blocks, the last one
+    short) give each row the decisions it gets alone."""
+    requests = [VARIETY[k % len(VARIETY)] for k in range(600)]
+    probs = probs_for(*(BANDS[k % len(BANDS)] for k in range(600)))
+    many = decisions(rules, requests, probs)
+    for i in (0, 255, 256, 257, 511, 512, 599):
+        one = decisions(rules, [requests[i]], probs[i : i + 1])
+        for name in ("fired", "overruled", "advice", "table"):
+            assert np.array_equal(getattr(many, name)[i], getattr(one, name)[0]), (i, name)
