@@ -22,7 +22,7 @@ from service.cohort import simulate, write_cohort
 from service.columns import from_requests
 from service.combine import decide
 from service.config import Config
-from service.explain import attributions, render
+from service.explain import render
 from service.features import features
 from service.recommend import Recommender
 from service.registry import Registry
@@ -95,7 +95,7 @@ def one_request(rec: Recommender, repeat: int) -> None:
         "features": lambda: features(from_requests([req])),
         "model": lambda: model.predict_proba(X),
         "rules": lambda: decide(dict(ctx), book, probs),
-        "explanation": lambda: render(d, 0, model, attributions(model, X), X, cols),
+        "explanation": lambda: render(d, 0, model, model.fast.run(X, factors=True)[1], X, cols),
     }
     for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:
         timed(fn, 200)  # warm up

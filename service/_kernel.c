@@ -182,7 +182,7 @@ done:
 typedef struct {
     const int32_t *table, *reasons, *special;
     const double *factor, *band_lo, *band_hi, *limit, *probs;
-    Py_ssize_t nrules, nreasons;
+    Py_ssize_t nrules, nreasons, n;
     int has_probs;
     int32_t *order;                /* rule indices, stage by stage, in priority order */
     Py_ssize_t first[NSTAGES + 1]; /* where each stage's rules start in `order` */
@@ -251,12 +251,12 @@ static void stage_step(const Book *b, int stage, double **reg, Py_ssize_t t, Py_
             double new_lo = lo, new_hi = hi;
             if (RULE(j, T_FLOOR) >= 0) {
                 double floor_ = ceil(reg[RULE(j, T_FLOOR)][t]);
-                b->floors[i * nr + j] = floor_;
+                b->floors[j * b->n + i] = floor_;
                 new_lo = max_of(lo, floor_);
             }
             if (RULE(j, T_CEILING) >= 0) {
                 double ceiling = floor(reg[RULE(j, T_CEILING)][t]);
-                b->ceilings[i * nr + j] = ceiling;
+                b->ceilings[j * b->n + i] = ceiling;
                 new_hi = min_of(hi, ceiling);
             }
             if (!fired[j]) continue;
@@ -336,7 +336,8 @@ static void finish_row(const Book *b, double **reg, Py_ssize_t t, Py_ssize_t i) 
 /* combine(code, nregs, nslots, creg, cval, segments, table, factor, reasons, special, limits,
  *         ctx, n, probs, flags, bounds, reason_out, rows):
  * segments: NSTAGES + 2 offsets into code (the code every rule reads first, then each stage's);
- * flags: 3 x n x rules uint8 (fired, overruled, advice), bounds: 2 x n x rules (floor, ceiling),
+ * flags: 3 x n x rules uint8 (fired, overruled, advice), bounds: 2 x rules x n (floor, ceiling;
+ * written only for the rules that have one, so the others' pages are never touched),
  * reason_out: n x reasons uint8, rows: n x O_COLS float64. probs is n x 5, or empty. */
 static PyObject *combine(PyObject *self, PyObject *args) {
     Py_buffer code, creg, cval, segs, table, factor, reasons, special, limits, ctx, probs, flags,
@@ -360,6 +361,7 @@ static PyObject *combine(PyObject *self, PyObject *args) {
     b.nrules = table.len / (T_COLS * (Py_ssize_t)sizeof(int32_t));
     b.nreasons = reasons.len / (Py_ssize_t)sizeof(int32_t);
     b.has_probs = probs.len > 0;
+    b.n = n;
     b.fired = flags.buf;
     b.overruled = b.fired + n * b.nrules;
     b.advice = b.overruled + n * b.nrules;

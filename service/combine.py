@@ -7,6 +7,7 @@ the bounds), band and range rules, pace, overruling, advice, confidence and urge
 lays out the rule table for the kernel and gathers its outputs into `Decisions`.
 """
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ _TABLE = ("stage", "when", "floor", "ceiling", "advice_when", "urgency", "stops"
 # The kernel's per-row results (O_* in _kernel.c), as Decisions.table holds them.
 TABLE = ("allowed_min", "allowed_max", "model_band", "band", "range_min", "range_max",
          "direction", "pace_weeks", "confidence", "urgency")  # fmt: skip
+_WHOLE = [TABLE.index(name) for name in ("model_band", "band", "range_min", "range_max",
+                                           "direction", "urgency")]  # fmt: skip
 _NO_PROBS = np.empty((0, 5))
 
 
@@ -85,13 +88,13 @@ class RuleBook:
         reason_of = [(j, k) for j, r in enumerate(rules) for k in range(len(r.reasons))]
         self.reason_regs = np.array([reg[j, f"reason{k}"] for j, k in reason_of], np.int32)
         # where Decisions finds each rule's reasons, floor and ceiling among the kernel's outputs
-        self.reason_columns = [
-            (r.id, [q for q, (i, _) in enumerate(reason_of) if i == j])
+        self.reason_columns = {
+            r.id: [q for q, (i, _) in enumerate(reason_of) if i == j]
             for j, r in enumerate(rules)
             if r.reasons
-        ]
-        self.floor_columns = [(r.id, j) for j, r in enumerate(rules) if r.floor is not None]
-        self.ceiling_columns = [(r.id, j) for j, r in enumerate(rules) if r.ceiling is not None]
+        }
+        self.floor_columns = {r.id: j for j, r in enumerate(rules) if r.floor is not None}
+        self.ceiling_columns = {r.id: j for j, r in enumerate(rules) if r.ceiling is not None}
         self.special = np.array(
             [program.slots[name] for name in LEADING] + [program.outputs[n] for n in OUTPUTS],
             dtype=np.int32,
@@ -118,6 +121,23 @@ def _trees(rule: Rule) -> dict[str, Node]:
     return trees
 
 
+class ByRule(Mapping[str, Any]):
+    """Rule id -> what a kernel output holds for that rule, taken out only when asked for (a
+    request's answer reads a few of them)."""
+
+    def __init__(self, columns: Mapping[str, Any], take: Callable[[Any], Any]):
+        self._columns, self._take = columns, take
+
+    def __getitem__(self, rule_id: str) -> Any:
+        return self._take(self._columns[rule_id])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
 @dataclass
 class Decisions:
     """Everything decided for n rows, as arrays; `explain` turns a row into a response."""
@@ -128,9 +148,9 @@ class Decisions:
     fired: np.ndarray  # n x rules: the condition held
     overruled: np.ndarray  # n x rules: it held but was set aside
     advice: np.ndarray  # n x rules: its advice is given
-    floors: dict[str, np.ndarray]
-    ceilings: dict[str, np.ndarray]
-    reasons: dict[str, list[np.ndarray]]
+    floors: Mapping[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
+    ceilings: Mapping[str, np.ndarray]
+    reasons: Mapping[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
     urgency: np.ndarray
     model_band: np.ndarray
     band: np.ndarray
@@ -152,14 +172,15 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     n = len(ctx["current"])
     nrules = len(book.rules)
     flags = np.empty((3, n, nrules), dtype=np.bool_)
-    bounds = np.empty((2, n, nrules))
+    bounds = np.empty((2, nrules, n))
     held = np.empty((n, len(book.reason_regs)), dtype=np.bool_)
     rows = np.empty((n, len(TABLE)))
     given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
-    lo, hi, model_band, band, rmin, rmax, direction, pace, confidence, urgency = rows.T
-    ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
-    floors, ceilings, by_reason = bounds[0].T, bounds[1].T, held.T
+    lo, hi, _, _, low, high, _, pace, confidence, _ = columns = rows.T
+    model_band, band, rmin, rmax, direction, urgency = columns[_WHOLE].astype(np.int64)
+    ctx.update(allowed_min=lo, allowed_max=hi, range_min=low, range_max=high)
+    floors, ceilings, by_reason = bounds[0], bounds[1], held.T
     return Decisions(
         book=book,
         ctx=ctx,
@@ -167,17 +188,17 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         fired=flags[0],
         overruled=flags[1],
         advice=flags[2],
-        floors={rule_id: floors[j] for rule_id, j in book.floor_columns},
-        ceilings={rule_id: ceilings[j] for rule_id, j in book.ceiling_columns},
-        reasons={rule_id: [by_reason[q] for q in qs] for rule_id, qs in book.reason_columns},
-        urgency=urgency.astype(np.int8),
-        model_band=model_band.astype(np.int64),
-        band=band.astype(np.int64),
+        floors=ByRule(book.floor_columns, floors.__getitem__),
+        ceilings=ByRule(book.ceiling_columns, ceilings.__getitem__),
+        reasons=ByRule(book.reason_columns, lambda qs: [by_reason[q] for q in qs]),
+        urgency=urgency,
+        model_band=model_band,
+        band=band,
         allowed_min=lo,
         allowed_max=hi,
-        range_min=rmin.astype(np.int64),
-        range_max=rmax.astype(np.int64),
-        direction=direction.astype(np.int8),
+        range_min=rmin,
+        range_max=rmax,
+        direction=direction,
         pace_weeks=pace,
         confidence=confidence,
         table=rows,

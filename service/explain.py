@@ -30,17 +30,6 @@ _ENUMS = {f.path for f in FIELDS if f.kind == "enum"}
 _IMPORTANT = tuple((path, path in _ENUMS) for path in IMPORTANT_INPUTS)  # absent: "" or NaN
 
 
-def attributions(model: ServingModel, X: np.ndarray) -> np.ndarray:
-    """Per row and input group: log p(top band) minus its value with that input set to typical.
-
-    Occlusion against the training medians (the imputer's fill), so it names inputs a person
-    gave rather than encoded columns. Positive = this input raised the top band. Exact for the
-    linear model, without re-running it per group (`LinearSoftmax.run`)."""
-    factors = model.fast.run(X, factors=True)[1]
-    assert factors is not None
-    return factors
-
-
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
     """The person's value for an input group: the field itself, or its first derived feature."""
     key = _GROUP_KEY[group]

@@ -8,7 +8,7 @@ import numpy as np
 
 from service.columns import Columns, from_requests
 from service.combine import Decisions, RuleBook, decide
-from service.explain import attributions, render
+from service.explain import render
 from service.features import features
 from service.model import ServingModel
 from service.rules import Rule, load_rules
@@ -35,10 +35,12 @@ class Recommender:
     ) -> list[dict[str, Any]]:
         """Full responses for validated requests, in order."""
         cols = from_requests(requests)
-        d, X = self.decide(cols)
-        factors = None
-        if self.model is not None and X is not None and d.probs is not None:
-            factors = attributions(self.model, X)
+        ctx, X = features(cols)
+        if self.model is None:
+            d, factors = decide(ctx, self.book, None), None
+        else:  # the probabilities and their attributions in one pass
+            probs, factors = self.model.fast.run(X, factors=True)
+            d = decide(ctx, self.book, probs)
         ids = request_ids or [secrets.token_hex(16) for _ in requests]
         return [
             {

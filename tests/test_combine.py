@@ -589,7 +589,7 @@ def test_the_kernel_refuses_a_rule_table_or_output_that_does_not_fit(rules):
         args[6] = table
         kernel.combine(
             *args, book.program.context(ctx, n), n, np.empty((0, 5)),
-            np.empty((3, flags_rows, nrules), np.bool_), np.empty((2, n, nrules)),
+            np.empty((3, flags_rows, nrules), np.bool_), np.empty((2, nrules, n)),
             np.empty((n, len(book.reason_regs)), np.bool_), np.empty((n, 10)),
         )  # fmt: skip
 
