@@ -250,8 +250,7 @@ class Program:
         self.slots = {k: renumber[v] for k, v in self.slots.items()}
         S = len(self.slots)
         self.registers = S + self._scratch
-        self._names = operator.itemgetter(*names) if len(names) > 1 else None
-        self._only = names[0] if len(names) == 1 else None
+        self._names = _getter(names)
 
         def reg(r: int) -> int:  # slots were numbered -1, -2, ...; scratch from 0
             return renumber[-1 - r] if r < 0 else S + r
@@ -327,10 +326,7 @@ class Program:
 
     def context(self, ctx: Mapping[str, Any], n: int) -> np.ndarray:
         """The S x n float matrix of the slots, from a context of n-row arrays."""
-        rows: list[Any] = [ctx[self._only]] if self._only else []
-        if self._names is not None:
-            rows = list(self._names(ctx))
-        rows += [ctx[name] == literal for name, literal in self._atoms]
+        rows = [*self._names(ctx), *(ctx[name] == literal for name, literal in self._atoms)]
         if not rows:
             return np.empty((0, n))
         return np.concatenate(rows, dtype=np.float64, casting="unsafe").reshape(len(rows), n)
@@ -344,6 +340,13 @@ class Program:
             self.context(ctx, n), n, roots, out,
         )  # fmt: skip
         return list(out)
+
+
+def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The values of `keys` in a mapping, as a tuple (one itemgetter call for many)."""
+    if len(keys) > 1:
+        return operator.itemgetter(*keys)
+    return lambda mapping: tuple(mapping[k] for k in keys)
 
 
 def reads(tree: Node) -> set[str]:

@@ -1,7 +1,7 @@
 """Derived values (RULES.md) and the classifier's feature matrix, from columns, vectorised.
 
-Training and serving both call `model_matrix`, so the model never sees a column the server
-cannot build.
+Training and serving both call `features`, so the model never sees a column the server cannot
+build.
 """
 
 import operator
@@ -123,11 +123,6 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     ctx.update(zip(DERIVED_ROWS[_FLAGS], derived[_FLAGS] != 0, strict=True))
     ctx["current_band"] = ctx["current_band"].astype(np.intp)
     return ctx, X.T  # feature by feature in memory
-
-
-def derive(cols: Columns) -> dict[str, np.ndarray]:
-    """The rule context alone (see `features`)."""
-    return features(cols)[0]
 
 
 if features(empty(1))[1].shape != (1, len(FEATURES)):

@@ -25,22 +25,25 @@ class Recommender:
 
     def decide(self, cols: Columns) -> tuple[Decisions, np.ndarray | None]:
         """Score whole columns: decisions for every row, and the model inputs used."""
+        d, X, _ = self._score(cols, factors=False)
+        return d, X
+
+    def _score(
+        self, cols: Columns, factors: bool
+    ) -> tuple[Decisions, np.ndarray | None, np.ndarray | None]:
+        """Decisions, model inputs and (with `factors`) attributions, from one model pass."""
         ctx, X = features(cols)
         if self.model is None:
-            return decide(ctx, self.book, None), None
-        return decide(ctx, self.book, self.model.predict_proba(X)), X
+            return decide(ctx, self.book, None), None, None
+        probs, attributions = self.model.fast.run(X, factors=factors)
+        return decide(ctx, self.book, probs), X, attributions
 
     def explain(
         self, requests: Sequence[Mapping[str, Any]], request_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
         """Full responses for validated requests, in order."""
         cols = from_requests(requests)
-        ctx, X = features(cols)
-        if self.model is None:
-            d, factors = decide(ctx, self.book, None), None
-        else:  # the probabilities and their attributions in one pass
-            probs, factors = self.model.fast.run(X, factors=True)
-            d = decide(ctx, self.book, probs)
+        d, X, factors = self._score(cols, factors=True)
         ids = request_ids or [secrets.token_hex(16) for _ in requests]
         return [
             {

@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 from service.columns import from_requests
 from service.combine import RuleBook, decide
 from service.explain import render
-from service.features import derive
+from service.features import features
 from service.schemas import load_request
 from service.summaries import distinct, summaries
 
@@ -86,7 +86,7 @@ def test_the_classifier_part_of_batch_summaries_matches_single_ones(rules):
     cols = from_requests([load_request(b) for b in bodies])
     probs = np.full((3, 5), 0.1)
     probs[:, 2] = 0.6  # moderate for everyone
-    d = decide(derive(cols), RuleBook(rules), probs)
+    d = decide(features(cols)[0], RuleBook(rules), probs)
     single = [render(d, i, None, None, None, cols)["explanation"]["summary"] for i in range(3)]
     assert summaries(d).to_pylist() == single
     assert [s.count("classifier agrees") for s in single] == [0, 1, 0]

@@ -11,7 +11,7 @@ from service import _kernel as kernel
 from service.columns import from_requests
 from service.combine import DIRECTIONS, RULES_ONLY_CONFIDENCE, URGENCY, RuleBook, decide
 from service.explain import render
-from service.features import derive
+from service.features import features
 from service.fields import BAND_MM, BANDS
 from service.schemas import load_request
 
@@ -53,7 +53,7 @@ def probs_for(*tops: str, p: float = 0.6) -> np.ndarray:
 
 
 def decisions(rules, requests: list[dict], probs: np.ndarray | None = None):
-    ctx = derive(from_requests([load_request(r) for r in requests]))
+    ctx = features(from_requests([load_request(r) for r in requests]))[0]
     return decide(ctx, RuleBook(rules), probs)
 
 
@@ -522,7 +522,7 @@ def test_the_summary_gives_the_reason_for_a_bound_that_ends_the_range(rules):
         footwear={"weeks_in_current_drop": 10, "previous_drop_mm": 10},
     )  # fmt: skip
     cols = from_requests([load_request(request_)])
-    d = decide(derive(cols), RuleBook(rules), probs_for("moderate"))
+    d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
     out = render(d, 0, None, None, None, cols)
     hd010 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD010")
     assert not hd010["overruled"] and not out["explanation"]["model"]["overridden_by_rules"]
@@ -544,7 +544,7 @@ def test_a_raise_is_explained_by_the_floor_that_demands_it_not_by_the_cap(rules)
     current drop, so it is the reason; the 14 mm cap binds on the other side and is not."""
     request_ = person(4, symptoms={"achilles_pain": 5}, activity={"primary": "running"})
     cols = from_requests([load_request(request_)])
-    d = decide(derive(cols), RuleBook(rules), probs_for("moderate"))
+    d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
     out = render(d, 0, None, None, None, cols)
     messages = {f["id"]: f["message"] for f in out["explanation"]["rules"]}
     assert out["recommendation"]["direction"] == "raise" and span(out) == (8, 10)
@@ -571,7 +571,7 @@ def test_the_summary_says_whether_the_classifier_chose_the_band_or_agreed(
     """'Agrees' only where a rule set the band and the classifier's top band is the same; where
     the band is the classifier's own pick, the summary says that instead."""
     cols = from_requests([load_request(request_)])
-    d = decide(derive(cols), RuleBook(rules), probs_for(top))
+    d = decide(features(cols)[0], RuleBook(rules), probs_for(top))
     summary = render(d, 0, None, None, None, cols)["explanation"]["summary"]
     assert says in summary
     assert summary.count("classifier") == 1
@@ -581,7 +581,7 @@ def test_the_kernel_refuses_a_rule_table_or_output_that_does_not_fit(rules):
     """The kernel checks its layout before it reads a row: a register past the program's, a
     stage it does not know or an output of the wrong size is a ValueError, never a crash."""
     book = RuleBook(rules)
-    ctx = derive(from_requests([load_request(person(8))]))
+    ctx = features(from_requests([load_request(person(8))]))[0]
     n, nrules = 1, len(rules)
 
     def run(table=book.table, flags_rows=n) -> None:

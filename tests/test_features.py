@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.columns import from_requests
-from service.features import FEATURES, derive, features
+from service.features import FEATURES, features
 from service.fields import BANDS, SEVERITIES
 from service.schemas import load_request
 from tests.strategies import get, requests
@@ -122,7 +122,9 @@ def test_a_request_in_shoes_has_a_heel_taken_off_each_knee_to_wall_side():
         "footwear": {"current_drop_mm": 8},
         "mobility": {"knee_to_wall_cm": {"left": 9, "right": 12}, "measured_in": "shoes"},
     }
-    ctx = derive(from_requests([load_request(body)]))
+    ctx = features(from_requests([load_request(body)]))[0]
     assert ctx["ktw_left"].tolist() == [8.0] and ctx["ktw_right"].tolist() == [11.0]
     assert ctx["ktw_min"].tolist() == [8.0] and ctx["ktw_asym"].tolist() == [3.0]
-    assert np.isnan(derive(from_requests([{"footwear": {"current_drop_mm": 8}}]))["ktw_min"][0])
+    assert np.isnan(
+        features(from_requests([{"footwear": {"current_drop_mm": 8}}]))[0]["ktw_min"][0]
+    )
