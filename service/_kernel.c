@@ -429,21 +429,21 @@ done:
 
 /* ---- Features: RULES.md's derived values and the classifier's inputs (service/features.py) ---- */
 
-/* Rows of the input matrix, in the order of features.INPUTS then features.TEXT_INPUTS: the
- * eight severities (in fields.SEVERITIES order), the numbers, then a text field's equality with
- * one option each (worked out in numpy, a field at a time). */
+/* Rows of the input matrix, in the order of features.INPUTS: the eight severities (in
+ * fields.SEVERITIES order), the numbers, then four enums as their codes (columns.py). */
 enum { I_SEVERITIES = 0, I_CURRENT_DROP = 8, I_HEEL_INSERT, I_KTW_LEFT, I_KTW_RIGHT, I_LUNGE_LEFT,
        I_LUNGE_RIGHT, I_RUNNING_KM, I_RUNNING_YEARS, I_SQUATS_IN_LIFTING_SHOES, I_YEARS_HEELED,
        I_HIGH_HEEL_HOURS, I_WEEKS, I_STARTED_AFTER, I_DEEP_SQUAT, I_AGE, I_MASS, I_PREVIOUS_DROP,
-       I_IN_SHOES, I_IS_RUNNING, I_IS_WEIGHTLIFTING, I_IS_MALE, I_FELT_FRONT, I_FELT_BOTH,
-       I_FELT_BACK, I_COLS };
+       I_MEASURED_IN, I_PRIMARY, I_SEX, I_RESTRICTION_FELT, I_COLS };
 /* Rows of the derived matrix, in the order of features.DERIVED_ROWS: the eight severities with
  * absent as 0, then these. */
 enum { D_SEVERITIES = 0, D_CURRENT = 8, D_KTW_LEFT, D_KTW_RIGHT, D_KTW_MIN, D_KTW_ASYM, D_PAIN3,
        D_REGULAR_RUNNER, D_LIFTING, D_CURRENT_BAND, D_COLS };
 /* The constants features.py names: the band edges (a drop at or past edge k is past band k),
- * cm of knee-to-wall per degree of lunge, a shoe's heel in cm. */
-enum { F_EDGES = 0, F_CM_PER_DEGREE = BANDS - 1, F_SHOE_HEEL_CM, F_COLS };
+ * cm of knee-to-wall per degree of lunge, a shoe's heel in cm, then the codes of the enum
+ * options the features test for. */
+enum { F_EDGES = 0, F_CM_PER_DEGREE = BANDS - 1, F_SHOE_HEEL_CM, F_SHOES, F_RUNNING,
+       F_WEIGHTLIFTING, F_MALE, F_FRONT, F_BOTH, F_BACK, F_COLS };
 #define FEATURE_COUNT 44 /* len(features.FEATURES) */
 
 static inline double flag(int held) { return held ? 1.0 : 0.0; }
@@ -466,7 +466,7 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
         for (i = 0; i < m; i++) d[i] = max_of(x[i], 0.0);
     }
     for (i = 0; i < m; i++) DER(D_CURRENT)[i] = IN(I_CURRENT_DROP)[i] + max_of(IN(I_HEEL_INSERT)[i], 0.0);
-    for (i = 0; i < m; i++) heel[i] = lim[F_SHOE_HEEL_CM] * IN(I_IN_SHOES)[i];
+    for (i = 0; i < m; i++) heel[i] = lim[F_SHOE_HEEL_CM] * flag(IN(I_MEASURED_IN)[i] == lim[F_SHOES]);
     for (int side = 0; side < 2; side++) {
         const double *k2w = IN(I_KTW_LEFT + side), *lunge = IN(I_LUNGE_LEFT + side);
         double *d = DER(D_KTW_LEFT + side);
@@ -482,10 +482,11 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
     for (int k = 1; k < 6; k++)
         for (i = 0; i < m; i++) pain_max[i] = max_of(pain_max[i], sev[k * n + i]);
     for (i = 0; i < m; i++) {
-        int runs = IN(I_IS_RUNNING)[i] != 0.0 || IN(I_RUNNING_KM)[i] >= 5;
+        double primary = IN(I_PRIMARY)[i];
+        int runs = primary == lim[F_RUNNING] || IN(I_RUNNING_KM)[i] >= 5;
         DER(D_PAIN3)[i] = flag(pain_max[i] >= 3);
         DER(D_REGULAR_RUNNER)[i] = flag(IN(I_RUNNING_YEARS)[i] >= 0.5 && runs);
-        DER(D_LIFTING)[i] = flag(IN(I_IS_WEIGHTLIFTING)[i] != 0.0 || IN(I_SQUATS_IN_LIFTING_SHOES)[i] == 1);
+        DER(D_LIFTING)[i] = flag(primary == lim[F_WEIGHTLIFTING] || IN(I_SQUATS_IN_LIFTING_SHOES)[i] == 1);
     }
     for (i = 0; i < m; i++) {  /* as numpy's searchsorted: NaN past every edge */
         double c = current[i];
@@ -494,13 +495,15 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
         DER(D_CURRENT_BAND)[i] = b;
     }
     /* The classifier's inputs, feature by feature (FEATURES order), each over the block. */
-    const double *felt_front = IN(I_FELT_FRONT), *felt_both = IN(I_FELT_BOTH);
-    const double *felt_back = IN(I_FELT_BACK), *weeks = IN(I_WEEKS), *mass = IN(I_MASS);
+    const double *felt = IN(I_RESTRICTION_FELT), *weeks = IN(I_WEEKS), *mass = IN(I_MASS);
     const double *started = IN(I_STARTED_AFTER);
-    double heeled[BLOCK], front[BLOCK], convert[BLOCK], adapted[BLOCK];
+    double heeled[BLOCK], front[BLOCK], convert[BLOCK], adapted[BLOCK], male[BLOCK];
+    double felt_back[BLOCK];
     for (i = 0; i < m; i++) {
         heeled[i] = max_of(IN(I_YEARS_HEELED)[i], 0.0);
-        front[i] = flag(felt_front[i] != 0.0 || felt_both[i] != 0.0);
+        male[i] = flag(IN(I_SEX)[i] == lim[F_MALE]);
+        felt_back[i] = flag(felt[i] == lim[F_BACK]);
+        front[i] = flag(felt[i] == lim[F_FRONT] || felt[i] == lim[F_BOTH]);
         convert[i] = flag(current[i] <= 2 && (started[i] == 1 || weeks[i] < 26) && heeled[i] >= 5);
         adapted[i] = flag(pain3[i] == 0.0 && ktw[i] >= 10);
     }
@@ -514,7 +517,7 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
     for (int b = 0; b < BANDS; b++) COLUMN(flag(band[i] == b));
     COLUMN(IN(I_AGE)[i]);
     COLUMN(mass[i]);
-    COLUMN(IN(I_IS_MALE)[i]);
+    COLUMN(male[i]);
     COLUMN(heeled[i]);
     COLUMN(log1p(weeks[i]));
     COLUMN(current[i] - IN(I_PREVIOUS_DROP)[i]);
@@ -530,7 +533,7 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
     COLUMN(flag(ktw[i] < 10));
     COLUMN(max_of(DER(D_KTW_ASYM)[i], 0.0));
     COLUMN(front[i]);
-    COLUMN(flag(felt_back[i] != 0.0));
+    COLUMN(felt_back[i]);
     COLUMN(flag(IN(I_DEEP_SQUAT)[i] == 1));
     COLUMN(convert[i]);
     COLUMN(convert[i] * max_of(max_of(sev[n + i], sev[2 * n + i]), sev[3 * n + i]));  /* calf, Achilles, heel */
@@ -541,7 +544,7 @@ static void feature_block(const double *in, Py_ssize_t n, Py_ssize_t start, Py_s
     COLUMN(min_of(max_of(mass[i] - 71.4, 0.0) / 20, 1.0));
     COLUMN(runner[i] * flag(current[i] <= 6));
     COLUMN(front[i] * flag(ktw[i] < 6));
-    COLUMN(flag(felt_back[i] != 0.0) * flag(ktw[i] < 6));
+    COLUMN(felt_back[i] * flag(ktw[i] < 6));
 #undef COLUMN
 #undef IN
 #undef DER

@@ -1,7 +1,9 @@
 """Requests as columns: a dict of numpy arrays, n rows, one per field path.
 
-Numbers, severities and booleans are float64 with NaN for absent (booleans 1.0/0.0); enums are
-fixed-width strings with "" for absent; `client_ref` is an object array with None for absent.
+Every field but the free text is float64 with NaN for absent: numbers and severities as given,
+booleans 1.0/0.0, enums as their option's index in the field's choices (`Field.codes`; an absent
+enum with a default is its default's code), so all later work compares numbers, never strings.
+`client_ref` is an object array with None for absent.
 One request is the n = 1 case, so every later stage works on whole columns.
 """
 
@@ -10,18 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from service.fields import FIELDS, Field
+from service.fields import BY_PATH, FIELDS, Field
 
 Columns = dict[str, np.ndarray]
 
 
-NUMERIC = tuple(f.path for f in FIELDS if f.kind not in ("enum", "text"))
-ENUMS = tuple(f for f in FIELDS if f.kind == "enum")
+NUMERIC = tuple(f.path for f in FIELDS if f.kind != "text")  # all float64, enums as codes
+_ENUM_CODES: tuple[tuple[int, dict[Any, float]], ...] = tuple(
+    (NUMERIC.index(f.path), f.codes) for f in FIELDS if f.kind == "enum"
+)
 
 
 def _slots() -> dict[str, Any]:
-    """The field tree with each leaf's position in a flat row: numbers, then enums, then text."""
-    order = [*NUMERIC, *(f.path for f in ENUMS), "client_ref"]
+    """The field tree with each leaf's position in a flat row: the float fields, then the text."""
+    order = [*NUMERIC, "client_ref"]
     root: dict[str, Any] = {}
     for position, path in enumerate(order):
         *groups, leaf = path.split(".")
@@ -33,8 +37,8 @@ def _slots() -> dict[str, Any]:
 
 
 _SLOTS = _slots()
-_BLANK = [np.nan] * len(NUMERIC) + [f.default or "" for f in ENUMS] + [None]
-_ENUM_END = len(NUMERIC) + len(ENUMS)
+_BLANK: list[Any] = [BY_PATH[p].blank if BY_PATH[p].kind == "enum" else np.nan for p in NUMERIC]
+_BLANK.append(None)
 
 
 def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> None:
@@ -49,25 +53,25 @@ def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> 
 
 
 def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
-    """Build columns from validated (nested) request dicts: one array build for all numbers."""
-    rows = []
+    """Build columns from validated (nested) request dicts: one array build for all of them."""
+    rows, refs = [], []
     for request in requests:
         row = _BLANK.copy()
         _fill(row, request, _SLOTS)
+        for position, codes in _ENUM_CODES:
+            row[position] = codes.get(row[position], row[position])  # an option, or the blank
+        refs.append(row.pop())
         rows.append(row)
-    n, width = len(rows), len(NUMERIC)
-    numbers = np.array([row[:width] for row in rows], dtype=np.float64).reshape(n, width)
+    numbers = np.array(rows, dtype=np.float64).reshape(len(rows), len(NUMERIC))
     cols: Columns = dict(zip(NUMERIC, numbers.T.copy(), strict=True))  # one contiguous row each
-    enums = np.array([row[width:_ENUM_END] for row in rows], dtype="<U16").reshape(n, len(ENUMS))
-    cols.update(zip((f.path for f in ENUMS), enums.T.copy(), strict=True))
-    cols["client_ref"] = np.array([row[-1] for row in rows], dtype=object)
+    cols["client_ref"] = np.array(refs, dtype=object)
     return cols
 
 
 def absent(field: Field, n: int) -> np.ndarray:
     """A column of n absent values for `field` (its default, if it has one)."""
     if field.kind == "enum":
-        return np.full(n, field.default or "", dtype="<U16")
+        return np.full(n, field.blank)
     if field.kind == "text":
         return np.full(n, None, dtype=object)
     return np.full(n, np.nan)

@@ -16,7 +16,7 @@ import numpy as np
 from service import _kernel as kernel
 from service.conditions import Node, Program
 from service.features import BAND_HI, BAND_LO
-from service.rules import STAGE_VALUES, STAGES, Rule, context_kinds
+from service.rules import STAGE_VALUES, STAGES, Rule
 
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 URGENCY = ("", "soon", "today")
@@ -32,7 +32,6 @@ STAGE_NAMES = frozenset(name for values in STAGE_VALUES.values() for name in val
 # The values the kernel writes for later stages, after the two it reads (R_* in _kernel.c).
 OUTPUTS = ("allowed_min", "allowed_max", "range_min", "range_max")
 LEADING = ("current", "current_band")
-TEXT_NAMES = frozenset(name for name, kind in context_kinds().items() if kind == "text")
 # Columns of the rule table (T_* in _kernel.c) and of the kernel's per-row results (O_*).
 _TABLE = ("stage", "when", "floor", "ceiling", "advice_when", "urgency", "stops", "has_advice",
           "band", "pace")  # fmt: skip
@@ -61,7 +60,7 @@ class RuleBook:
                 segments[k].append(tree)
                 keys[k].append((j, part))
         self.program = program = Program(
-            segments, text_names=TEXT_NAMES, leading=LEADING, outputs=OUTPUTS,
+            segments, leading=LEADING, outputs=OUTPUTS,
             fired={rule.id: rule.when for rule in rules},
         )  # fmt: skip
         pairs = zip(keys, program.roots, strict=True)

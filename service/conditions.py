@@ -2,8 +2,9 @@
 
 Conditions read like RULES.md (`ktw_min < 6 and restriction_felt in ("front", "both")`) and are
 checked against the typed rule context when the rules load, so a rule naming an unknown value
-or an enum option that does not exist fails at start-up, not on a request. A comparison with an
-absent value (NaN, "") is false.
+or an enum option that does not exist fails at start-up, not on a request. An enum (a "text")
+compares only with its options, by == != in and not in, and compiles to a comparison of its code
+(columns.py). A comparison with an absent value (NaN) is false.
 
 An expression compiles to a small tree; a `Program` turns many trees into register code with
 each shared sub-expression computed once, which the compiled kernel (service/_kernel.c) runs
@@ -21,6 +22,7 @@ from service import _kernel as kernel
 
 Kind = Literal["number", "bool", "flag", "text"]
 Node = tuple[Any, ...]  # ("name", x) | ("const", v) | (numpy name, *children) | ("fired", ids)
+Typed = tuple[Node, Kind]
 Compiled = Callable[[Mapping[str, Any]], Any]  # an array over rows, or a scalar constant
 
 _COMPARE = {
@@ -38,11 +40,6 @@ class ConditionError(ValueError):
     """A rule expression that does not compile against the context."""
 
 
-def _family(kind: Kind) -> str:
-    """Text compares with text; numbers, bools and flags with each other."""
-    return "text" if kind == "text" else "number"
-
-
 def _all(head: str, parts: list[Node]) -> Node:
     node = parts[0]
     for part in parts[1:]:
@@ -50,8 +47,8 @@ def _all(head: str, parts: list[Node]) -> Node:
     return node
 
 
-def _present(value: Node, kind: Kind) -> Node:
-    return ("not_equal", value, ("const", "")) if kind == "text" else ("equal", value, value)
+def _present(value: Node) -> Node:
+    return ("equal", value, value)  # false for NaN, absent
 
 
 class Compiler:
@@ -66,7 +63,6 @@ class Compiler:
         self.kinds = kinds
         self.rule_ids = rule_ids
         self.options = options or {}
-        self._texts = frozenset(name for name, kind in kinds.items() if kind == "text")
 
     def condition_tree(self, text: str) -> Node:
         """The tree of a boolean expression."""
@@ -84,11 +80,11 @@ class Compiler:
 
     def condition(self, text: str) -> Compiled:
         """A boolean expression as a function of the context."""
-        return _single(self.condition_tree(text), True, self._texts)
+        return _single(self.condition_tree(text), True)
 
     def value(self, text: str) -> Compiled:
         """A numeric expression as a function of the context."""
-        return _single(self.value_tree(text), False, self._texts)
+        return _single(self.value_tree(text), False)
 
     def _parse(self, text: str) -> ast.expr:
         try:
@@ -144,49 +140,51 @@ class Compiler:
             if isinstance(op, ast.In | ast.NotIn):
                 if not isinstance(right_node, ast.Tuple):
                     raise ConditionError(f"{text!r}: 'in' takes a tuple of values")
-                options = [self._typed(e, left, left_kind, text) for e in right_node.elts]
-                hit = _all("logical_or", [("equal", left, o) for o in options])
+                options = [self._node(e, text) for e in right_node.elts]
+                hits = [self._test("equal", (left, left_kind), o, text) for o in options]
+                hit = _all("logical_or", hits)
                 if isinstance(op, ast.NotIn):
-                    hit = ("logical_and", ("logical_not", hit), _present(left, left_kind))
+                    hit = ("logical_and", ("logical_not", hit), _present(left))
                 tests.append(hit)
                 continue
             if type(op) not in _COMPARE:
                 raise ConditionError(f"{text!r}: operator not allowed")
-            right, right_kind = self._node(right_node, text)
-            if _family(left_kind) != _family(right_kind):
-                raise ConditionError(f"{text!r}: compares {left_kind} with {right_kind}")
-            self._check_option(left, right, text)
-            self._check_option(right, left, text)
-            test = (_COMPARE[type(op)], left, right)
-            if isinstance(op, ast.NotEq):  # false for an absent value, like every comparison
-                test = ("logical_and", test, _present(left, left_kind))
-            tests.append(test)
-            left, left_kind = right, right_kind
+            right = self._node(right_node, text)
+            tests.append(self._test(_COMPARE[type(op)], (left, left_kind), right, text))
+            left, left_kind = right
         return _all("logical_and", tests)
 
-    def _typed(self, node: ast.expr, left: Node, kind: Kind, text: str) -> Node:
-        tree, got = self._node(node, text)
-        if _family(got) != _family(kind):
-            raise ConditionError(f"{text!r}: compares {kind} with {got}")
-        self._check_option(left, tree, text)
-        return tree
+    def _test(self, head: str, left: Typed, right: Typed, text: str) -> Node:
+        """One comparison; a text's with a literal becomes its code's with the option's."""
+        (a, a_kind), (b, b_kind) = left, right
+        if "text" in (a_kind, b_kind):
+            (name, _), (literal, _) = sorted((left, right), key=lambda side: side[0][0] != "name")
+            if name[0] != "name" or literal[0] != "const" or a_kind != b_kind:
+                raise ConditionError(f"{text!r}: a text is compared with one of its options")
+            if head not in ("equal", "not_equal"):
+                raise ConditionError(f"{text!r}: a text is compared by ==, !=, in or not in")
+            a, b = name, ("const", self._code(name[1], literal[1], text))
+        test = (head, a, b)
+        if head == "not_equal":  # false for an absent value, like every comparison
+            test = ("logical_and", test, _present(a if a[0] != "const" else b))
+        return test
 
-    def _check_option(self, name: Node, const: Node, text: str) -> None:
-        """A text compared with a literal: the literal must be one of the field's options."""
-        known = self.options.get(name[1], ()) if name[0] == "name" else ()
-        if known and const[0] == "const" and const[1] not in known:
+    def _code(self, name: str, literal: str, text: str) -> float:
+        """An option's code (columns.py); the literal must be one of the field's options."""
+        known = self.options.get(name, ())
+        if literal not in known:
             choices = ", ".join(known)
-            raise ConditionError(f"{text!r}: {name[1]} is never {const[1]!r} ({choices})")
+            raise ConditionError(f"{text!r}: {name} is never {literal!r} ({choices})")
+        return float(known.index(literal))
 
     def _call(self, name: str, args: list[ast.expr], text: str) -> tuple[Node, Kind]:
         if name in ("max", "min") and len(args) == 2:
-            a, _ = self._node(args[0], text)
-            b, _ = self._node(args[1], text)
+            (a, a_kind), (b, b_kind) = self._node(args[0], text), self._node(args[1], text)
+            if "text" in (a_kind, b_kind):
+                raise ConditionError(f"{text!r}: {name}() of a text")
             return ("fmax" if name == "max" else "fmin", a, b), "number"
         if name == "missing" and len(args) == 1:
-            inner, kind = self._node(args[0], text)
-            if kind == "text":
-                return ("equal", inner, ("const", "")), "flag"
+            inner, _ = self._node(args[0], text)
             return ("isnan", inner), "flag"
         if name == "fired":
             ids = [a.id for a in args if isinstance(a, ast.Name)]
@@ -207,16 +205,13 @@ _OPCODES = {
          "logical_or", "logical_not")
     )
 }  # fmt: skip  # the order of the opcodes in service/_kernel.c
-_NOT = _OPCODES["logical_not"]
-Slot = str | tuple[str, str]  # a context value, or (text name, literal) for `name == literal`
 
 
 class Program:
     """Expression trees compiled to register code, which service/_kernel.c runs.
 
-    Registers 0..S-1 are the context rows `context()` builds (`slots`: a name, or a text name and
-    a literal for their equality; so the kernel sees numbers only, and an absent text, "", equals
-    no option); the rest are constants, temporaries and `outputs`, values the kernel writes itself
+    Registers 0..S-1 are the context rows `context()` builds (`slots`, by name); the rest are
+    constants, temporaries and `outputs`, values the kernel writes itself
     between segments (a stage's range). Each distinct sub-tree is computed once, across all
     segments, which the kernel runs in order. `fired` gives each rule id's condition, so
     fired(...) is the `or` of those conditions; without it, fired(X) reads the slot "fired:X".
@@ -226,13 +221,12 @@ class Program:
         self,
         segments: Sequence[Sequence[Node]],
         *,
-        text_names: frozenset[str] = frozenset(),
         leading: Sequence[str] = (),
         outputs: Sequence[str] = (),
         fired: Mapping[str, Node] | None = None,
     ):
-        self.text_names, self.fired = text_names, fired
-        self.slots: dict[Slot, int] = {name: k for k, name in enumerate(leading)}
+        self.fired = fired
+        self.slots: dict[str, int] = {name: k for k, name in enumerate(leading)}
         self._outputs = {name: k for k, name in enumerate(outputs)}
         self._scratch = len(outputs)  # temporaries follow the outputs
         self._consts: dict[float, int] = {}
@@ -242,18 +236,12 @@ class Program:
         for trees in segments:
             roots.append([self._emit(tree) for tree in trees])
             bounds.append(len(self._code))
-        # context rows: the names first (read with one itemgetter), then the text equalities
-        names = [k for k in self.slots if isinstance(k, str)]
-        self._atoms = [k for k in self.slots if not isinstance(k, str)]
-        order: list[Slot] = [*names, *self._atoms]
-        renumber = {self.slots[k]: position for position, k in enumerate(order)}
-        self.slots = {k: renumber[v] for k, v in self.slots.items()}
         S = len(self.slots)
         self.registers = S + self._scratch
-        self._names = _getter(names)
+        self._names = _getter(list(self.slots))
 
         def reg(r: int) -> int:  # slots were numbered -1, -2, ...; scratch from 0
-            return renumber[-1 - r] if r < 0 else S + r
+            return -1 - r if r < 0 else S + r
 
         self.code = np.array(
             [(op, reg(d), reg(a), reg(b) if b is not None else -1) for op, d, a, b in self._code],
@@ -265,7 +253,7 @@ class Program:
         self.creg = np.array([reg(r) for r in self._consts.values()], dtype=np.int32)
         self.cval = np.array(list(self._consts), dtype=np.float64)
 
-    def _slot(self, key: Slot) -> int:
+    def _slot(self, key: str) -> int:
         return -1 - self.slots.setdefault(key, len(self.slots))
 
     def _new(self, op: int, a: int, b: int | None = None) -> int:
@@ -283,8 +271,6 @@ class Program:
     def _compute(self, node: Node) -> int:
         head = node[0]
         if head == "const":
-            if isinstance(node[1], str):
-                raise ConditionError(f"the text {node[1]!r} is only compared with a text value")
             if node[1] not in self._consts:
                 self._consts[node[1]] = self._scratch
                 self._scratch += 1
@@ -293,8 +279,6 @@ class Program:
             name = node[1]
             if name in self._outputs:
                 return self._outputs[name]
-            if name in self.text_names:
-                raise ConditionError(f"{name} is a text: compare it with a literal")
             return self._slot(name)
         if head == "fired":
             ids = node[1]
@@ -307,26 +291,14 @@ class Program:
             for part in parts[1:]:
                 out = self._new(_OPCODES["logical_or"], out, part)
             return out
-        if head in ("equal", "not_equal") and any(
-            c[0] == "const" and isinstance(c[1], str) for c in node[1:]
-        ):
-            return self._text(node)
         if head not in _OPCODES:
             raise ConditionError(f"cannot compile {head!r}")
         args = [self._emit(child) for child in node[1:]]
         return self._new(_OPCODES[head], *args)
 
-    def _text(self, node: Node) -> int:
-        """`text == literal` is a slot of its own; `!=` its negation."""
-        (name, literal) = sorted(node[1:], key=lambda c: c[0] != "name")
-        if name[0] != "name" or literal[0] != "const":
-            raise ConditionError("a text is compared with a literal")
-        hit = self._slot((name[1], literal[1]))
-        return hit if node[0] == "equal" else self._new(_NOT, hit)
-
     def context(self, ctx: Mapping[str, Any], n: int) -> np.ndarray:
         """The S x n float matrix of the slots, from a context of n-row arrays."""
-        rows = [*self._names(ctx), *(ctx[name] == literal for name, literal in self._atoms)]
+        rows = self._names(ctx)
         if not rows:
             return np.empty((0, n))
         return np.concatenate(rows, dtype=np.float64, casting="unsafe").reshape(len(rows), n)
@@ -360,8 +332,8 @@ def reads(tree: Node) -> set[str]:
     return set().union(*(reads(child) for child in tree[1:]))
 
 
-def _single(tree: Node, flag: bool, text_names: frozenset[str]) -> Compiled:
-    program = Program([[tree]], text_names=text_names)
+def _single(tree: Node, flag: bool) -> Compiled:
+    program = Program([[tree]])
 
     def run(ctx: Mapping[str, Any]) -> np.ndarray:
         n = len(next((v for v in ctx.values() if isinstance(v, np.ndarray)), [0.0]))

@@ -26,25 +26,27 @@ IMPORTANT_INPUTS = (
     "footwear.weeks_in_current_drop",
     "mobility.restriction_felt",
 )
-_ENUMS = {f.path for f in FIELDS if f.kind == "enum"}
-_IMPORTANT = tuple((path, path in _ENUMS) for path in IMPORTANT_INPUTS)  # absent: "" or NaN
+_ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
 
 
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
     """The person's value for an input group: the field itself, or its first derived feature."""
     key = _GROUP_KEY[group]
     if key in d.ctx:
-        return _plain(d.ctx[key][i])
-    return None if X is None else _plain(X[i, _GROUP_FIRST[group]])
+        return _plain(d.ctx, key, i)
+    return None if X is None else _number(X[i, _GROUP_FIRST[group]].item())
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly scalar; NaN and empty strings become null."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if (isinstance(value, float) and math.isnan(value)) or value == "":
-        return None
-    return value
+def _plain(ctx: dict[str, np.ndarray], key: str, i: int) -> Any:
+    """Row i of a context value as JSON: an enum's option, a number, a bool; None if absent."""
+    value = ctx[key][i].item()
+    if key in _ENUMS:
+        return _ENUMS[key].option(value)
+    return _number(value)
+
+
+def _number(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class TemplateValues(dict[str, Any]):
@@ -61,7 +63,7 @@ class TemplateValues(dict[str, Any]):
             return float(self.d.ceilings[self.rule.id][self.i])
         if key == "reasons":
             return "; ".join(self.reasons())
-        value = _plain(self.d.ctx[key][self.i])
+        value = _plain(self.d.ctx, key, self.i)
         return math.nan if value is None else value
 
     def reasons(self) -> list[str]:
@@ -264,7 +266,7 @@ def render(
             }
             for g in np.argsort(-np.abs(factors[i]))[:TOP_FACTORS].tolist()
         ]
-    missing = [p for p, text in _IMPORTANT if (cols[p][i] == "" if text else isnan(cols[p][i]))]
+    missing = [p for p in IMPORTANT_INPUTS if isnan(cols[p][i])]
     if math.isnan(d.ctx["ktw_min"][i]):
         missing.append("mobility.knee_to_wall_cm")
     recommendation = {

@@ -10,7 +10,7 @@ import numpy as np
 
 from service import _kernel as kernel
 from service.columns import Columns, empty
-from service.fields import BAND_MM, BANDS, FIELDS, SEVERITIES
+from service.fields import BAND_MM, BANDS, BY_PATH, FIELDS, SEVERITIES
 
 CM_PER_DEGREE = 1 / 3.6  # Bennell 1998: 1 cm of knee-to-wall is about 3.6 degrees
 SHOE_HEEL_CM = 1.0  # a shoe adds about 1 cm of heel to a knee-to-wall test (PodiatryFAQ)
@@ -28,8 +28,7 @@ _BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last ban
 
 _NAMES = tuple(context_name(f.path) for f in FIELDS if f.kind != "text")
 _FIELDS = operator.itemgetter(*(f.path for f in FIELDS if f.kind != "text"))
-# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c): these columns,
-# then each text column's equality with these options.
+# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c); enums as codes.
 INPUTS = (
     *(f"symptoms.{name}" for name in SEVERITIES),
     "footwear.current_drop_mm",
@@ -49,21 +48,29 @@ INPUTS = (
     "person.age_years",
     "person.body_mass_kg",
     "footwear.previous_drop_mm",
+    "mobility.measured_in",
+    "activity.primary",
+    "person.sex",
+    "mobility.restriction_felt",
 )
-TEXT_INPUTS = {
-    "mobility.measured_in": np.array([["shoes"]]),
-    "activity.primary": np.array([["running"], ["weightlifting"]]),
-    "person.sex": np.array([["male"]]),
-    "mobility.restriction_felt": np.array([["front"], ["both"], ["back"]]),
-}
 _READ = operator.itemgetter(*INPUTS)
+# The options the features test for, by their codes (F_SHOES.. in _kernel.c).
+_OPTIONS = (
+    ("mobility.measured_in", "shoes"),
+    ("activity.primary", "running"),
+    ("activity.primary", "weightlifting"),
+    ("person.sex", "male"),
+    *(("mobility.restriction_felt", felt) for felt in ("front", "both", "back")),
+)
 # What it writes (D_* in _kernel.c): RULES.md's derived values, severities with absent as 0.
 DERIVED_ROWS = (
     *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
     "regular_runner", "lifting", "current_band",
 )  # fmt: skip
 _FLAGS = slice(DERIVED_ROWS.index("pain3"), DERIVED_ROWS.index("lifting") + 1)
-_LIMITS = np.array([*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM])
+_LIMITS = np.array(
+    [*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM, *(BY_PATH[p].codes[o] for p, o in _OPTIONS)]
+)
 
 
 # The classifier's inputs, in the order of its coefficients (a registered model names them).
@@ -112,9 +119,7 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     kernel for any n. Training calls this too, so the model never sees a value serving could
     not build."""
     n = len(cols["footwear.current_drop_mm"])
-    texts = ((cols[path] == options).ravel() for path, options in TEXT_INPUTS.items())
-    rows = [*_READ(cols), *texts]
-    inputs = np.concatenate(rows, dtype=np.float64, casting="unsafe")
+    inputs = np.concatenate(_READ(cols), dtype=np.float64, casting="unsafe")
     derived = np.empty((len(DERIVED_ROWS), n))
     X = np.empty((len(FEATURES), n))
     kernel.features(inputs, n, _LIMITS, derived, X)

@@ -39,6 +39,20 @@ class Field:
     def group(self) -> str:
         return self.path.split(".", 1)[0]
 
+    @property
+    def codes(self) -> dict[str, float]:
+        """An enum's options by their code in columns: the option's index in `choices`."""
+        return {choice: float(k) for k, choice in enumerate(self.choices)}
+
+    @property
+    def blank(self) -> float:
+        """An absent enum's code: its default's, or NaN."""
+        return self.codes[self.default] if self.default else float("nan")
+
+    def option(self, code: float) -> str | None:
+        """An enum's option from its code; None for absent (NaN)."""
+        return None if code != code else self.choices[int(code)]
+
 
 def _n(path: str, lo: float, hi: float, required: bool = False) -> Field:
     return Field(path, "number", lo, hi, required=required)

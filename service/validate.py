@@ -122,9 +122,7 @@ def _bool(field: Field, raw: pa.Array) -> tuple[np.ndarray, np.ndarray, str]:
 
 def _enum(field: Field, raw: pa.Array) -> tuple[np.ndarray, np.ndarray, str]:
     found, bad = _lookup(raw, field.choices, lower=False)
-    k = len(field.choices)
-    names = np.array([*field.choices, field.default or "", ""], dtype="<U16")
-    values = names[np.where(found >= 0, found, np.where(bad, k + 1, k))]
+    values = np.where(found >= 0, found, np.where(bad, np.nan, field.blank))  # codes (columns.py)
     return values, bad, f"must be one of {', '.join(field.choices)}"
 
 

@@ -138,9 +138,9 @@ def test_cells_with_surrounding_spaces_read_like_the_trimmed_value():
 
 def test_an_absent_enum_with_a_default_takes_the_default_like_the_schema_path():
     checked = check_frame(pd.DataFrame({"footwear.current_drop_mm": ["8"]}, dtype=str))
-    assert checked.columns["mobility.measured_in"].tolist() == [
-        BY_PATH["mobility.measured_in"].default
-    ]
+    field = BY_PATH["mobility.measured_in"]
+    assert checked.columns[field.path].tolist() == [field.codes[field.default]]
+    assert field.option(checked.columns[field.path][0]) == "barefoot"
     expected = from_requests([{"footwear": {"current_drop_mm": 8}}])
     assert_columns_equal(checked.columns, expected)
 
