@@ -77,7 +77,8 @@ def _effect(rule: Rule, d: Decisions, i: int) -> str:
         return rule.effect
     floor = d.floors[rule.id][i] if rule.floor is not None else None
     ceiling = d.ceilings[rule.id][i] if rule.ceiling is not None else None
-    return rule.effect.format(floor=floor, ceiling=ceiling, band=BANDS[d.ctx["current_band"][i]])
+    band = BANDS[int(d.ctx["current_band"][i])]
+    return rule.effect.format(floor=floor, ceiling=ceiling, band=band)
 
 
 def plan(row: "_Row") -> list[dict[str, Any]]:
@@ -264,7 +265,9 @@ def render(
                 "value": _group_value(d, i, GROUPS[g], X),
                 "contribution": round(contributions[g], 4),
             }
-            for g in np.argsort(-np.abs(factors[i]))[:TOP_FACTORS].tolist()
+            for g in sorted(range(len(contributions)), key=lambda g: -abs(contributions[g]))[
+                :TOP_FACTORS
+            ]
         ]
     missing = [p for p in IMPORTANT_INPUTS if isnan(cols[p][i])]
     if math.isnan(d.ctx["ktw_min"][i]):

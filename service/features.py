@@ -67,7 +67,6 @@ DERIVED_ROWS = (
     *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
     "regular_runner", "lifting", "current_band",
 )  # fmt: skip
-_FLAGS = slice(DERIVED_ROWS.index("pain3"), DERIVED_ROWS.index("lifting") + 1)
 _LIMITS = np.array(
     [*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM, *(BY_PATH[p].codes[o] for p, o in _OPTIONS)]
 )
@@ -124,9 +123,7 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     X = np.empty((len(FEATURES), n))
     kernel.features(inputs, n, _LIMITS, derived, X)
     ctx = dict(zip(_NAMES, _FIELDS(cols), strict=True))
-    ctx.update(zip(DERIVED_ROWS, derived, strict=True))
-    ctx.update(zip(DERIVED_ROWS[_FLAGS], derived[_FLAGS] != 0, strict=True))
-    ctx["current_band"] = ctx["current_band"].astype(np.intp)
+    ctx.update(zip(DERIVED_ROWS, derived, strict=True))  # flags as 1.0/0.0, the band's index
     return ctx, X.T  # feature by feature in memory
 
 
