@@ -186,7 +186,7 @@ typedef struct {
     int has_probs;
     int32_t *order;                /* rule indices, stage by stage, in priority order */
     Py_ssize_t first[NSTAGES + 1]; /* where each stage's rules start in `order` */
-    uint8_t *fired, *overruled, *advice, *reason_out, *stop;
+    uint8_t *fired, *overruled, *advice, *shaped, *reason_out, *stop;
     double *floors, *ceilings, *rows;
 } Book;
 
@@ -331,12 +331,32 @@ static void finish_row(const Book *b, double **reg, Py_ssize_t t, Py_ssize_t i) 
     row[O_DIRECTION] = direction;
     row[O_CONFIDENCE] = min_of(base * factor, 1.0);
     row[O_URGENCY] = urgency;
+    /* Which rules shaped the answer (the summary names them): a rule that set the band or widened
+     * the range; a binding end of [lo, hi] that, on its side, excluded the model's top band or
+     * trimmed the chosen band; a bound beyond the current drop when the answer changes shoes. */
+    uint8_t *shaped = b->shaped + i * nr;
+    double lo = row[O_LO], hi = row[O_HI];
+    int top = row[O_MODEL_BAND] >= 0 ? (int)row[O_MODEL_BAND] : band, changes = direction != 0;
+    int low_side = b->band_hi[top] < lo || b->band_lo[band] < lo;
+    int high_side = b->band_lo[top] > hi || b->band_hi[band] > hi;
+    for (Py_ssize_t j = 0; j < nr; j++) {
+        int s = RULE(j, T_BAND) || RULE(j, T_STAGE) == RANGE;
+        if (RULE(j, T_FLOOR) >= 0) {
+            double f = b->floors[j * b->n + i];
+            s = s || (f == lo && low_side) || (changes && f > cur);
+        }
+        if (RULE(j, T_CEILING) >= 0) {
+            double c = b->ceilings[j * b->n + i];
+            s = s || (c == hi && high_side) || (changes && c < cur);
+        }
+        shaped[j] = (uint8_t)s;
+    }
 }
 
 /* combine(code, nregs, nslots, creg, cval, segments, table, factor, reasons, special, limits,
  *         ctx, n, probs, flags, bounds, reason_out, rows):
  * segments: NSTAGES + 2 offsets into code (the code every rule reads first, then each stage's);
- * flags: 3 x n x rules uint8 (fired, overruled, advice), bounds: 2 x rules x n (floor, ceiling;
+ * flags: 4 x n x rules uint8 (fired, overruled, advice, shaped), bounds: 2 x rules x n (floor, ceiling;
  * written only for the rules that have one, so the others' pages are never touched),
  * reason_out: n x reasons uint8, rows: n x O_COLS float64. probs is n x 5, or empty. */
 static PyObject *combine(PyObject *self, PyObject *args) {
@@ -365,6 +385,7 @@ static PyObject *combine(PyObject *self, PyObject *args) {
     b.fired = flags.buf;
     b.overruled = b.fired + n * b.nrules;
     b.advice = b.overruled + n * b.nrules;
+    b.shaped = b.advice + n * b.nrules;
     b.floors = bounds.buf;
     b.ceilings = b.floors + n * b.nrules;
     b.reason_out = reason_out.buf, b.rows = rows.buf, b.stop = stop;
@@ -374,7 +395,7 @@ static PyObject *combine(PyObject *self, PyObject *args) {
         && special.len == R_COLS * (Py_ssize_t)sizeof(int32_t)
         && limits.len == L_COLS * (Py_ssize_t)sizeof(double)
         && (probs.len == 0 || probs.len == n * BANDS * (Py_ssize_t)sizeof(double))
-        && flags.len == 3 * n * b.nrules && bounds.len == 2 * n * b.nrules * (Py_ssize_t)sizeof(double)
+        && flags.len == 4 * n * b.nrules && bounds.len == 2 * n * b.nrules * (Py_ssize_t)sizeof(double)
         && reason_out.len == n * b.nreasons && rows.len == n * O_COLS * (Py_ssize_t)sizeof(double);
     for (int k = 0; ok && k < NSTAGES + 2; k++)
         ok = seg[k] >= (k ? seg[k - 1] : 0) && seg[k] <= p.ncode;

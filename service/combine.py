@@ -147,6 +147,7 @@ class Decisions:
     fired: np.ndarray  # n x rules: the condition held
     overruled: np.ndarray  # n x rules: it held but was set aside
     advice: np.ndarray  # n x rules: its advice is given
+    shaped: np.ndarray  # n x rules: it shaped the answer (the summary says why by it)
     floors: Mapping[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
     ceilings: Mapping[str, np.ndarray]
     reasons: Mapping[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
@@ -170,7 +171,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     """Run every combining step of RULES.md over all rows at once (in the kernel)."""
     n = len(ctx["current"])
     nrules = len(book.rules)
-    flags = np.empty((3, n, nrules), dtype=np.bool_)
+    flags = np.empty((4, n, nrules), dtype=np.bool_)
     bounds = np.empty((2, nrules, n))
     held = np.empty((n, len(book.reason_regs)), dtype=np.bool_)
     rows = np.empty((n, len(TABLE)))
@@ -187,6 +188,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         fired=flags[0],
         overruled=flags[1],
         advice=flags[2],
+        shaped=flags[3],
         floors=ByRule(book.floor_columns, floors.__getitem__),
         ceilings=ByRule(book.ceiling_columns, ceilings.__getitem__),
         reasons=ByRule(book.reason_columns, lambda qs: [by_reason[q] for q in qs]),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from service.combine import DIRECTIONS, URGENCY, Decisions
-from service.features import BAND_HI, BAND_LO, FEATURE_INPUTS, FEATURES, GROUPS, context_name
+from service.features import FEATURE_INPUTS, FEATURES, GROUPS, context_name
 from service.fields import BANDS, FIELDS
 from service.model import ServingModel
 from service.rules import Rule
@@ -107,45 +107,20 @@ def plan(row: "_Row") -> list[dict[str, Any]]:
     ]
 
 
-_LO, _HI = BAND_LO.tolist(), BAND_HI.tolist()
-
-
 class _Row:
     """One row's decisions as Python values, read from the kernel's table at once."""
 
     def __init__(self, d: Decisions, i: int):
         self.i = i
-        lo, hi, model_band, band, rmin, rmax, direction, pace, confidence, urgency = d.table[
+        _, _, model_band, band, rmin, rmax, direction, pace, confidence, urgency = d.table[
             i
         ].tolist()
-        self.lo, self.hi, self.band = lo, hi, int(band)
-        self.model_band = int(model_band)
-        self.top = self.model_band if self.model_band >= 0 else self.band
+        self.band, self.model_band = int(band), int(model_band)
         self.range_min, self.range_max = int(rmin), int(rmax)
         self.direction = DIRECTIONS[int(direction)]
         self.weeks, self.confidence = int(pace), confidence
         self.urgency = URGENCY[int(urgency)]
         self.now = float(d.ctx["current"][i])
-        self.changes = self.direction != "keep"
-
-
-def _shaped(d: Decisions, row: _Row, rule: Rule) -> bool:
-    """Whether a rule shaped this answer: it set the band or widened the range; or it is a
-    binding end of the allowed interval that, on its side, excluded the model's top band or
-    trimmed the chosen band; or the answer changes shoes and the current drop is beyond it."""
-    if rule.band or rule.stage == "range":
-        return True
-    if rule.floor is not None:
-        floor = d.floors[rule.id][row.i].item()
-        low = floor == row.lo and (_HI[row.top] < row.lo or _LO[row.band] < row.lo)
-        if low or (row.changes and floor > row.now):
-            return True
-    if rule.ceiling is not None:
-        ceiling = d.ceilings[rule.id][row.i].item()
-        high = ceiling == row.hi and (_LO[row.top] > row.hi or _HI[row.band] > row.hi)
-        if high or (row.changes and ceiling < row.now):
-            return True
-    return False
 
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.
@@ -188,7 +163,8 @@ def _summary(
         reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
         return f"{reasons} {UNTIL_THEN.format(now=now)}"
     lead = LEADS[row.direction].format(span=span(row.range_min, row.range_max), band=band, now=now)
-    why = [f["message"] for f in active if _shaped(d, row, by_id[f["id"]])][:3]
+    shaped = d.shaped[row.i].tolist()
+    why = [f["message"] for f in active if shaped[d.book.index[f["id"]]]][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
     if set_aside:

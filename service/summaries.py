@@ -20,7 +20,6 @@ from service.explain import (
     classifier_says,
     span,
 )
-from service.features import BAND_HI, BAND_LO
 from service.fields import BANDS
 from service.rules import Rule, template_names
 
@@ -83,7 +82,7 @@ def summaries(d: Decisions) -> pa.Array:
     active = fired & ~overruled
     stop = active[[bool(r.referral) and not r.provisional for r in rules]].any(axis=0)
     go = ~stop
-    shaped = _shaped(d, rules) & active & go
+    shaped = d.shaped.T[[d.book.index[r.id] for r in rules]] & active & go
     tell_referral = go & (d.urgency > 0)
     parts = _Parts()
     slots = np.zeros((max(8, sum(bool(r.referral) for r in rules) + 1), n), dtype=np.int64)
@@ -162,29 +161,6 @@ class _Parts:
         base = len(self.texts)
         self.texts += texts
         return which + base
-
-
-def _shaped(d: Decisions, rules: list[Rule]) -> np.ndarray:
-    """explain's `_shaped` for every rule and row: it set the band or widened the range; or it
-    is a binding end of the allowed interval that, on its side, excluded the model's top band or
-    trimmed the chosen band; or the answer changes shoes and the current drop is beyond it."""
-    lo, hi, now = d.allowed_min, d.allowed_max, d.ctx["current"]
-    top = np.where(d.model_band >= 0, d.model_band, d.band)
-    low_side = (BAND_HI[top] < lo) | (BAND_LO[d.band] < lo)
-    high_side = (BAND_LO[top] > hi) | (BAND_HI[d.band] > hi)
-    changes = d.direction != DIRECTIONS.index("keep")
-    shaped = np.zeros((len(rules), len(d.band)), dtype=bool)
-    for j, rule in enumerate(rules):
-        if rule.band or rule.stage == "range":
-            shaped[j] = True
-            continue
-        if rule.id in d.floors:
-            floor = d.floors[rule.id]
-            shaped[j] |= ((floor == lo) & low_side) | (changes & (floor > now))
-        if rule.id in d.ceilings:
-            ceiling = d.ceilings[rule.id]
-            shaped[j] |= ((ceiling == hi) & high_side) | (changes & (ceiling < now))
-    return shaped
 
 
 def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.ndarray:
