@@ -51,6 +51,7 @@ class RuleBook:
     def __init__(self, rules: tuple[Rule, ...]):
         self.rules = rules
         self.index = {rule.id: j for j, rule in enumerate(rules)}
+        self.id_order = sorted(range(len(rules)), key=lambda j: rules[j].id)  # as answers list
         self.late = frozenset(r.id for r in rules if any(_late(t) for t in _trees(r).values()))
         segments: list[list[Node]] = [[] for _ in range(len(STAGES) + 1)]
         keys: list[list[tuple[int, str]]] = [[] for _ in segments]

@@ -118,7 +118,7 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     kernel for any n. Training calls this too, so the model never sees a value serving could
     not build."""
     n = len(cols["footwear.current_drop_mm"])
-    inputs = np.concatenate(_READ(cols), dtype=np.float64, casting="unsafe")
+    inputs = np.concatenate(_READ(cols), dtype=np.float64)
     derived = np.empty((len(DERIVED_ROWS), n))
     X = np.empty((len(FEATURES), n))
     kernel.features(inputs, n, _LIMITS, derived, X)

@@ -64,9 +64,8 @@ def _codes(key: np.ndarray) -> tuple[np.ndarray, int]:
 def by_id(d: Decisions) -> tuple[list[Rule], np.ndarray, np.ndarray]:
     """The rules in id order, as responses list them, with their fired and overruled flags
     rule by rule (rules x rows)."""
-    rules = sorted(d.book.rules, key=lambda r: r.id)
-    cols = [d.book.index[r.id] for r in rules]
-    return rules, d.fired.T[cols], d.overruled.T[cols]
+    order = d.book.id_order
+    return [d.book.rules[j] for j in order], d.fired.T[order], d.overruled.T[order]
 
 
 def summaries(d: Decisions) -> pa.Array:
@@ -82,7 +81,7 @@ def summaries(d: Decisions) -> pa.Array:
     active = fired & ~overruled
     stop = active[[bool(r.referral) and not r.provisional for r in rules]].any(axis=0)
     go = ~stop
-    shaped = d.shaped.T[[d.book.index[r.id] for r in rules]] & active & go
+    shaped = d.shaped.T[d.book.id_order] & active & go
     tell_referral = go & (d.urgency > 0)
     parts = _Parts()
     slots = np.zeros((max(8, sum(bool(r.referral) for r in rules) + 1), n), dtype=np.int64)
