@@ -1,7 +1,7 @@
 """marshmallow schemas for the request (generated from the field table) and the response."""
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -60,6 +60,97 @@ def _camel(path: str) -> str:
     return "".join(part.capitalize() for part in path.replace(".", "_").split("_"))
 
 
+class _Declined(Exception):
+    """The quick check found something to refuse, or was unsure: marshmallow decides."""
+
+
+Check = Callable[[Any], Any]
+
+
+def _quick(f: Field) -> Check:
+    """A value's check against its Field, as marshmallow checks it, for the plain JSON types."""
+    lo, hi = f.lo, f.hi
+    if f.kind in ("number", "count", "severity"):
+        whole = f.kind != "number"
+
+        def number(value: Any) -> Any:
+            kind = type(value)  # exact types: bool, int subclasses and the rest go to marshmallow
+            if kind is float:
+                if not (value.is_integer() if whole else math.isfinite(value)):
+                    raise _Declined
+            elif kind is not int:
+                raise _Declined
+            if not lo <= value <= hi:
+                raise _Declined
+            return value
+
+        return number
+    if f.kind == "bool":
+
+        def boolean(value: Any) -> Any:
+            if type(value) is not bool:
+                raise _Declined
+            return value
+
+        return boolean
+    options = frozenset(f.choices)
+    longest = int(hi)
+
+    def text(value: Any) -> Any:
+        if type(value) is not str or (value not in options if options else len(value) > longest):
+            raise _Declined
+        return value
+
+    return text
+
+
+def _quick_group(tree: dict[str, Any]) -> Check:
+    """A group's check: an object of known names, each value checked, required names present."""
+    checks = {
+        name: _quick_group(node) if isinstance(node, dict) else _quick(node)
+        for name, node in tree.items()
+    }  # fmt: skip
+    required = tuple(
+        name for name, node in tree.items()
+        if (node.required if isinstance(node, Field) else name == "footwear")
+    )  # fmt: skip
+
+    def group(value: Any) -> dict[str, Any]:
+        if type(value) is not dict:
+            raise _Declined
+        loaded = {}
+        for name, item in value.items():
+            check = checks.get(name)
+            if check is None:
+                raise _Declined
+            loaded[name] = check(item)
+        for name in required:
+            if name not in loaded:
+                raise _Declined
+        return loaded
+
+    return group
+
+
+class QuickLoad(Schema):
+    """A request schema whose `load` first runs a quick check compiled from the same field
+    table: a valid request (nearly every one) loads in ~1/10 of marshmallow's time, with the
+    same result. Anything the check declines, and any call with load options, goes through
+    marshmallow, which decides and words the errors. tests/test_schemas.py checks the two agree
+    on valid, invalid and arbitrary bodies.
+    """
+
+    quick: Check
+
+    def load(self, data: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            try:
+                return self.quick(data)
+            except _Declined:
+                pass
+        return super().load(data, *args, **kwargs)
+
+
 def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
     attrs: dict[str, Any] = {}
     for name, node in tree.items():
@@ -69,9 +160,11 @@ def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
             nested = _build(f"{prefix}.{name}" if prefix else name, node)
             attrs[name] = fields.Nested(nested, required=name == "footwear")
     attrs["Meta"] = type("Meta", (), {"unknown": RAISE})
-    return type(
-        f"{_camel(prefix)}Schema" if prefix else "RecommendationRequestSchema", (Schema,), attrs
-    )
+    if prefix:
+        return type(f"{_camel(prefix)}Schema", (Schema,), attrs)
+    quick = _quick_group(tree)
+    attrs["quick"] = staticmethod(quick)
+    return type("RecommendationRequestSchema", (QuickLoad,), attrs)
 
 
 def field_tree() -> dict[str, Any]:

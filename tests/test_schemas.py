@@ -6,11 +6,12 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from marshmallow import Schema, ValidationError
 
 from service.cli import _parse
 from service.errors import InvalidInput
 from service.fields import BY_PATH, FIELDS
-from service.schemas import RecommendationResponseSchema, load_request
+from service.schemas import RecommendationResponseSchema, load_request, request_schema
 from tests.strategies import invalid_values, put, requests
 
 BASE = {"footwear": {"current_drop_mm": 8}}
@@ -228,3 +229,72 @@ def test_the_field_table_has_the_spec_ranges_for_a_sample_of_fields():
     assert BY_PATH["history.weeks_since_ankle_surgery"].hi == 5200
     assert BY_PATH["mobility.lunge_angle_deg.left"].hi == 80
     assert BY_PATH["client_ref"].hi == 64
+
+
+# The quick check compiled from the field table must load exactly what marshmallow loads, and
+# decline (leaving marshmallow to refuse and word it) everything marshmallow refuses.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+PATHS = st.sampled_from(
+    [f.path for f in FIELDS] + GROUPS + ["mobility.knee_to_wall_cm", "x", "person.x"]
+)
+
+
+def by_marshmallow(body):
+    """marshmallow's own load, past the quick check: the loaded request, or its error messages."""
+    try:
+        return Schema.load(request_schema, body)
+    except ValidationError as exc:
+        return ("refused", exc.messages)
+
+
+def by_quick_check(body):
+    try:
+        return request_schema.quick(body)
+    except Exception as exc:  # only its own "declined" may escape it
+        assert type(exc).__name__ == "_Declined", repr(exc)
+        return None
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(requests())
+def test_the_quick_check_loads_every_valid_request_as_marshmallow_does(request):
+    assert by_quick_check(request) == by_marshmallow(request) == request
+
+
+@SETTINGS
+@given(field=st.sampled_from(FIELDS), data=st.data())
+def test_the_quick_check_declines_every_invalid_value_marshmallow_refuses(field, data):
+    body = put(data.draw(requests()), field.path, data.draw(invalid_values(field)))
+    assert by_marshmallow(body)[0] == "refused"
+    assert by_quick_check(body) is None
+
+
+def planted(node, path, value):
+    """A copy of `node` with `value` at `path`, whatever stands in the way."""
+    if not path:
+        return value
+    inner = node if isinstance(node, dict) else {}
+    return {**inner, path[0]: planted(inner.get(path[0]), path[1:], value)}
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(request=requests(), edits=st.lists(st.tuples(PATHS, JSON), min_size=1, max_size=3))
+def test_the_quick_check_never_loads_what_marshmallow_would_not(request, edits):
+    body = request
+    for path, value in edits:
+        body = planted(body, path.split("."), value)
+    quick = by_quick_check(body)
+    if quick is not None:
+        assert quick == by_marshmallow(body)
+
+
+@pytest.mark.parametrize("body", [None, [], "x", 3, {}, {"footwear": None}, {"footwear": []}])
+def test_the_quick_check_declines_bodies_that_are_not_requests(body):
+    assert by_quick_check(body) is None
+    assert by_marshmallow(body)[0] == "refused"
