@@ -18,7 +18,9 @@ from typing import Any
 
 import flask
 from flask_limiter import HeaderNames, Limiter, RateLimitExceeded, RequestLimit
+from limits import WindowStats
 from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 
 SWEEP_SECONDS = 1.0
 SCHEME = "heeldrop-memory"
@@ -155,6 +157,20 @@ class KeyLimiter(Limiter):
         )
         return tuple(sorted(limits, key=lambda lim: lim.limit)) if plain else None
 
+    def _count(self, request_limit: RequestLimit, cost: int) -> bool:
+        """Count one hit; False when it is over the limit. A fixed window (Flask-Limiter's
+        default) is counted as limits counts it, by the key RequestLimit has already built, and
+        the count the storage returns is kept for the headers: one storage key and two storage
+        calls instead of four keys and four calls (hit, then get and expiry for the headers)."""
+        limiter, item = self.limiter, request_limit.limit
+        if type(limiter) is not FixedWindowRateLimiter:
+            return limiter.hit(item, *request_limit.request_args, cost=cost)
+        storage, key = limiter.storage, request_limit.key
+        count = storage.incr(key, item.get_expiry(), amount=cost)
+        remaining = max(0, item.amount - count)
+        request_limit._window = WindowStats(storage.get_expiry(key), remaining)
+        return count <= item.amount
+
     def _hit(self, endpoint: str, limits: tuple[Any, ...]) -> None:
         method = flask.request.method
         context = self.context
@@ -167,7 +183,7 @@ class KeyLimiter(Limiter):
             args = [self._key_prefix, key, scope] if self._key_prefix else [key, scope]
             request_limit = RequestLimit(self, lim.limit, args, False, lim.shared)
             view_limits.append(request_limit)
-            if not self.limiter.hit(lim.limit, *args, cost=lim.cost):
+            if not self._count(request_limit, lim.cost):
                 self.logger.info(
                     "ratelimit %s (%s) exceeded at endpoint: %s", lim.limit, key, scope
                 )

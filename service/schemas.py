@@ -60,7 +60,7 @@ def _camel(path: str) -> str:
     return "".join(part.capitalize() for part in path.replace(".", "_").split("_"))
 
 
-class _Declined(Exception):
+class Declined(Exception):
     """The quick check found something to refuse, or was unsure: marshmallow decides."""
 
 
@@ -77,11 +77,11 @@ def _quick(f: Field) -> Check:
             kind = type(value)  # exact types: bool, int subclasses and the rest go to marshmallow
             if kind is float:
                 if not (value.is_integer() if whole else math.isfinite(value)):
-                    raise _Declined
+                    raise Declined
             elif kind is not int:
-                raise _Declined
+                raise Declined
             if not lo <= value <= hi:
-                raise _Declined
+                raise Declined
             return value
 
         return number
@@ -89,7 +89,7 @@ def _quick(f: Field) -> Check:
 
         def boolean(value: Any) -> Any:
             if type(value) is not bool:
-                raise _Declined
+                raise Declined
             return value
 
         return boolean
@@ -98,7 +98,7 @@ def _quick(f: Field) -> Check:
 
     def text(value: Any) -> Any:
         if type(value) is not str or (value not in options if options else len(value) > longest):
-            raise _Declined
+            raise Declined
         return value
 
     return text
@@ -117,16 +117,16 @@ def _quick_group(tree: dict[str, Any]) -> Check:
 
     def group(value: Any) -> dict[str, Any]:
         if type(value) is not dict:
-            raise _Declined
+            raise Declined
         loaded = {}
         for name, item in value.items():
             check = checks.get(name)
             if check is None:
-                raise _Declined
+                raise Declined
             loaded[name] = check(item)
         for name in required:
             if name not in loaded:
-                raise _Declined
+                raise Declined
         return loaded
 
     return group
@@ -146,7 +146,7 @@ class QuickLoad(Schema):
         if not args and not kwargs:
             try:
                 return self.quick(data)
-            except _Declined:
+            except Declined:
                 pass
         return super().load(data, *args, **kwargs)
 

@@ -15,6 +15,14 @@ from hypothesis import strategies as st
 from service.fields import FIELDS, Field
 from service.schemas import field_tree
 
+# Any JSON value, small: what a careless or hostile client might put anywhere.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 REQUIRED_GROUPS = frozenset(f.group for f in FIELDS if f.required)
 REF_ALPHABET = string.ascii_letters + string.digits + "-_:/#.éßø漢"
 

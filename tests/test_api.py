@@ -6,9 +6,14 @@ import shutil
 
 import pytest
 import sklearn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from service.fields import FIELDS
+from tests.strategies import JSON, put, requests
 
 ONE = {"footwear": {"current_drop_mm": 8}}
 BANDS = {"zero", "low", "moderate", "high", "lift"}
@@ -622,3 +627,54 @@ def test_after_a_reload_only_the_serving_version_is_reported_as_loaded():
         if s.name == "heeldrop_model_info"
     }
     assert info["v-old"] == 0 and info["v-new"] == 1
+
+
+# The recommendation route decodes its body with orjson and loads it with the schema's quick
+# check; whatever either refuses goes through webargs. When the quick path answers, webargs'
+# own path (json.loads, marshmallow) must answer the same.
+TRICKY = [
+    *HOSTILE,
+    '{"footwear": {"current_drop_mm": 8}, "footwear": {"current_drop_mm": 9}}',
+    '{"footwear": {"current_drop_mm": 18446744073709551616}}',
+    '{"footwear": {"current_drop_mm": 1e2}}',
+    '{"footwear": {"current_drop_mm": -0.0}}',
+    '{"footwear": {"current_drop_mm": 8}, "client_ref": "\\ud800"}',
+    '{"footwear": {"current_drop_mm": 8}, "client_ref": "\\u00e9\\ud83d\\ude00"}',
+    '\ufeff{"footwear": {"current_drop_mm": 8}}',
+    ' {"footwear": {"current_drop_mm": 8.0}} ',
+]
+
+
+def both_paths(app, text):
+    """(quick path, webargs path) for one body: each a loaded request or an error's details."""
+    from webargs.flaskparser import FlaskParser
+
+    from service.api.recommendations import blp
+    from service.schemas import request_schema
+
+    parser, outcomes = blp.ARGUMENTS_PARSER, []
+    for parse in (type(parser).parse, FlaskParser.parse):
+        with app.test_request_context(data=text, content_type="application/json"):
+            try:
+                outcomes.append(parse(parser, request_schema, location="json"))
+            except Exception as exc:  # an HTTP error webargs raised: its code and messages
+                outcomes.append((getattr(exc, "code", None), getattr(exc, "data", None)))
+    return outcomes
+
+
+@pytest.mark.parametrize("text", TRICKY, ids=range(len(TRICKY)))
+def test_the_quick_path_answers_tricky_bodies_as_webargs_does(app, text):
+    quick, webargs = both_paths(app, text)
+    assert repr(quick) == repr(webargs)  # repr: -0.0 and 0, 1 and 1.0 differ
+
+
+@settings(
+    max_examples=300, deadline=None, database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # parsing leaves the app as it is
+)  # fmt: skip
+@given(request=requests(), value=JSON, path=st.sampled_from([f.path for f in FIELDS]))
+def test_the_quick_path_answers_as_webargs_does(app, request, value, path):
+    for body in (request, put(request, path, value)):
+        quick, webargs = both_paths(app, json.dumps(body))
+        assert repr(quick) == repr(webargs)
+    assert both_paths(app, json.dumps(request))[0] == request  # and valid requests load
