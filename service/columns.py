@@ -18,13 +18,11 @@ Columns = dict[str, np.ndarray]
 
 
 NUMERIC = tuple(f.path for f in FIELDS if f.kind != "text")  # all float64, enums as codes
-_ENUM_CODES: tuple[tuple[int, dict[Any, float]], ...] = tuple(
-    (NUMERIC.index(f.path), f.codes) for f in FIELDS if f.kind == "enum"
-)
 
 
 def _slots() -> dict[str, Any]:
-    """The field tree with each leaf's position in a flat row: the float fields, then the text."""
+    """The field tree with each leaf's position in a flat row (the float fields, then the text);
+    an enum's leaf is (position, its options' codes)."""
     order = [*NUMERIC, "client_ref"]
     root: dict[str, Any] = {}
     for position, path in enumerate(order):
@@ -32,7 +30,8 @@ def _slots() -> dict[str, Any]:
         node = root
         for group in groups:
             node = node.setdefault(group, {})
-        node[leaf] = position
+        field = BY_PATH[path]
+        node[leaf] = (position, field.codes) if field.kind == "enum" else position
     return root
 
 
@@ -45,11 +44,16 @@ def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> 
     """Write the values a (nested) request gives into its flat row; only given fields cost."""
     for key, value in node.items():
         slot = slots.get(key)
-        if type(slot) is dict:
+        kind = type(slot)
+        if kind is int:
+            if value is not None and value != "":
+                row[slot] = value
+        elif kind is dict:
             if isinstance(value, Mapping):
                 _fill(row, value, slot)
-        elif slot is not None and value is not None and value != "":
-            row[slot] = value
+        elif kind is tuple and value is not None:
+            position, codes = slot
+            row[position] = codes.get(value, row[position])  # an option's code, or the blank
 
 
 def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
@@ -58,8 +62,6 @@ def from_requests(requests: Sequence[Mapping[str, Any]]) -> Columns:
     for request in requests:
         row = _BLANK.copy()
         _fill(row, request, _SLOTS)
-        for position, codes in _ENUM_CODES:
-            row[position] = codes.get(row[position], row[position])  # an option, or the blank
         refs.append(row.pop())
         rows.append(row)
     numbers = np.array(rows, dtype=np.float64).reshape(len(rows), len(NUMERIC))

@@ -75,10 +75,14 @@ class TemplateValues(dict[str, Any]):
 def _effect(rule: Rule, d: Decisions, i: int) -> str:
     if rule.floor is None and rule.ceiling is None and not rule.band:
         return rule.effect
-    floor = d.floors[rule.id][i] if rule.floor is not None else None
-    ceiling = d.ceilings[rule.id][i] if rule.ceiling is not None else None
-    band = BANDS[int(d.ctx["current_band"][i])]
-    return rule.effect.format(floor=floor, ceiling=ceiling, band=band)
+    values: dict[str, Any] = {}  # as Python values: numpy scalars format slowly
+    if rule.floor is not None:
+        values["floor"] = d.floors[rule.id][i].item()
+    if rule.ceiling is not None:
+        values["ceiling"] = d.ceilings[rule.id][i].item()
+    if rule.band:
+        values["band"] = BANDS[int(d.ctx["current_band"][i])]
+    return rule.effect.format_map(values)
 
 
 def plan(row: "_Row") -> list[dict[str, Any]]:
@@ -235,15 +239,15 @@ def render(
         model_view["overridden_by_rules"] = top != row.band
     if factors is not None:
         contributions = factors[i].tolist()
+        size = [-abs(c) for c in contributions]
+        top_groups = sorted(range(len(size)), key=size.__getitem__)[:TOP_FACTORS]
         model_view["top_factors"] = [
             {
                 "feature": GROUPS[g],
                 "value": _group_value(d, i, GROUPS[g], X),
                 "contribution": round(contributions[g], 4),
             }
-            for g in sorted(range(len(contributions)), key=lambda g: -abs(contributions[g]))[
-                :TOP_FACTORS
-            ]
+            for g in top_groups  # the largest in size first; ties in group order
         ]
     missing = [p for p in IMPORTANT_INPUTS if isnan(cols[p][i])]
     if math.isnan(d.ctx["ktw_min"][i]):

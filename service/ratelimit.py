@@ -103,8 +103,8 @@ class KeyLimiter(Limiter):
         headers.add(names[HeaderNames.RESET], str(reset_at))
         if refused:
             headers[names[HeaderNames.RETRY_AFTER]] = str(int(reset_at - time.time()))
-        else:
-            headers.pop("Retry-After", None)  # as before: none on an answer that is not a refusal
+        elif "Retry-After" in headers:  # as before: none on an answer that is not a refusal
+            del headers["Retry-After"]  # (Headers.pop of an absent name builds an exception)
         return response
 
     def _flask_limiter_headers_refusals_only(self, response: flask.Response) -> flask.Response:

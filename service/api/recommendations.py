@@ -100,6 +100,8 @@ def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, An
 
 @blp.route("")
 class Recommendations(MethodView):
+    init_every_request = False  # no state: one instance serves every request
+
     @blp.arguments(request_schema)
     @blp.response(200, RecommendationResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
@@ -109,6 +111,8 @@ class Recommendations(MethodView):
 
 @blp.route("/batch")
 class RecommendationsBatch(MethodView):
+    init_every_request = False  # no state: one instance serves every request
+
     @blp.arguments(batch_request_schema)
     @blp.response(200, BatchResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
