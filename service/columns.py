@@ -43,7 +43,7 @@ _BLANK.append(None)
 def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> None:
     """Write the values a (nested) request gives into its flat row; only given fields cost."""
     for key, value in node.items():
-        slot = slots.get(key)
+        slot: Any = slots.get(key)
         kind = type(slot)
         if kind is int:
             if value is not None and value != "":

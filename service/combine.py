@@ -9,6 +9,7 @@ lays out the rule table for the kernel and gathers its outputs into `Decisions`.
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ TABLE = ("allowed_min", "allowed_max", "model_band", "band", "range_min", "range
          "direction", "pace_weeks", "confidence", "urgency")  # fmt: skip
 _WHOLE = [TABLE.index(name) for name in ("model_band", "band", "range_min", "range_max",
                                            "direction", "urgency")]  # fmt: skip
+_OUTPUT_COLUMNS = [TABLE.index(name) for name in OUTPUTS]
 _NO_PROBS = np.empty((0, 5))
 
 
@@ -138,6 +140,15 @@ class ByRule(Mapping[str, Any]):
         return len(self._columns)
 
 
+def _column(name: str, whole: bool = False) -> property:
+    """A per-row result read from Decisions.table when asked for (a request's answer reads the
+    table's row instead): floats as the kernel wrote them, or whole numbers as int64."""
+    k = TABLE.index(name)
+    if whole:
+        return property(lambda d: d.whole[_WHOLE.index(k)], doc=f"{name} of every row (int64)")
+    return property(lambda d: d.table[:, k], doc=f"{name} of every row")
+
+
 @dataclass
 class Decisions:
     """Everything decided for n rows, as arrays; `explain` turns a row into a response."""
@@ -152,17 +163,23 @@ class Decisions:
     floors: Mapping[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
     ceilings: Mapping[str, np.ndarray]
     reasons: Mapping[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
-    urgency: np.ndarray
-    model_band: np.ndarray
-    band: np.ndarray
-    allowed_min: np.ndarray
-    allowed_max: np.ndarray
-    range_min: np.ndarray
-    range_max: np.ndarray
-    direction: np.ndarray
-    pace_weeks: np.ndarray
-    confidence: np.ndarray
-    table: np.ndarray  # n x 10: the columns above from allowed_min on, as the kernel wrote them
+    table: np.ndarray  # n x len(TABLE): the per-row results, as the kernel wrote them
+
+    allowed_min = _column("allowed_min")
+    allowed_max = _column("allowed_max")
+    pace_weeks = _column("pace_weeks")
+    confidence = _column("confidence")
+    model_band = _column("model_band", whole=True)
+    band = _column("band", whole=True)
+    range_min = _column("range_min", whole=True)
+    range_max = _column("range_max", whole=True)
+    direction = _column("direction", whole=True)
+    urgency = _column("urgency", whole=True)
+
+    @cached_property
+    def whole(self) -> np.ndarray:
+        """The whole-number results (_WHOLE's columns) as int64 rows, converted once."""
+        return self.table.T[_WHOLE].astype(np.int64)
 
     def fired_ids(self, i: int) -> list[str]:
         return [r.id for r, hit in zip(self.book.rules, self.fired[i], strict=True) if hit]
@@ -178,9 +195,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     rows = np.empty((n, len(TABLE)))
     given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
-    lo, hi, _, _, low, high, _, pace, confidence, _ = columns = rows.T
-    model_band, band, rmin, rmax, direction, urgency = columns[_WHOLE].astype(np.int64)
-    ctx.update(allowed_min=lo, allowed_max=hi, range_min=low, range_max=high)
+    ctx.update(zip(OUTPUTS, rows.T[_OUTPUT_COLUMNS], strict=True))  # for the templates
     floors, ceilings, by_reason = bounds[0], bounds[1], held.T
     return Decisions(
         book=book,
@@ -193,15 +208,5 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         floors=ByRule(book.floor_columns, floors.__getitem__),
         ceilings=ByRule(book.ceiling_columns, ceilings.__getitem__),
         reasons=ByRule(book.reason_columns, lambda qs: [by_reason[q] for q in qs]),
-        urgency=urgency,
-        model_band=model_band,
-        band=band,
-        allowed_min=lo,
-        allowed_max=hi,
-        range_min=rmin,
-        range_max=rmax,
-        direction=direction,
-        pace_weeks=pace,
-        confidence=confidence,
         table=rows,
     )
