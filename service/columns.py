@@ -49,7 +49,7 @@ def _fill(row: list[Any], node: Mapping[str, Any], slots: Mapping[str, Any]) -> 
             if value is not None and value != "":
                 row[slot] = value
         elif kind is dict:
-            if isinstance(value, Mapping):
+            if type(value) is dict or isinstance(value, Mapping):  # (an ABC check is slow)
                 _fill(row, value, slot)
         elif kind is tuple and value is not None:
             position, codes = slot
