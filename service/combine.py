@@ -7,7 +7,7 @@ the bounds), band and range rules, pace, overruling, advice, confidence and urge
 lays out the rule table for the kernel and gathers its outputs into `Decisions`.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -154,7 +154,7 @@ class Decisions:
     """Everything decided for n rows, as arrays; `explain` turns a row into a response."""
 
     book: RuleBook
-    ctx: dict[str, Any]
+    ctx: MutableMapping[str, Any]
     probs: np.ndarray | None
     fired: np.ndarray  # n x rules: the condition held
     overruled: np.ndarray  # n x rules: it held but was set aside
@@ -185,7 +185,7 @@ class Decisions:
         return [r.id for r, hit in zip(self.book.rules, self.fired[i], strict=True) if hit]
 
 
-def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
+def decide(ctx: MutableMapping[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
     """Run every combining step of RULES.md over all rows at once (in the kernel)."""
     n = len(ctx["current"])
     nrules = len(book.rules)

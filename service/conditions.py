@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from service import _kernel as kernel
+from service.columns import Frame
 
 Kind = Literal["number", "bool", "flag", "text"]
 Node = tuple[Any, ...]  # ("name", x) | ("const", v) | (numpy name, *children) | ("fired", ids)
@@ -239,6 +240,7 @@ class Program:
         S = len(self.slots)
         self.registers = S + self._scratch
         self._names = _getter(list(self.slots))
+        self._slot_names = tuple(self.slots)
 
         def reg(r: int) -> int:  # slots were numbered -1, -2, ...; scratch from 0
             return -1 - r if r < 0 else S + r
@@ -297,7 +299,12 @@ class Program:
         return self._new(_OPCODES[head], *args)
 
     def context(self, ctx: Mapping[str, Any], n: int) -> np.ndarray:
-        """The S x n float matrix of the slots, from a context of n-row arrays."""
+        """The S x n float matrix of the slots, from a context of n-row arrays (taken from a
+        Frame's matrix at once when they are all rows of it)."""
+        if isinstance(ctx, Frame) and self.slots:
+            taken = ctx.take(self._slot_names)
+            if taken is not None:
+                return taken
         rows = self._names(ctx)
         if not rows:
             return np.empty((0, n))

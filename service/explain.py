@@ -1,6 +1,7 @@
 """Turn one row of decisions into the response: plan, rule firings, factors, summary, advice."""
 
 import math
+from collections.abc import Mapping
 from math import isnan
 from typing import Any
 
@@ -37,7 +38,7 @@ def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
     return None if X is None else _number(X[i, _GROUP_FIRST[group]].item())
 
 
-def _plain(ctx: dict[str, np.ndarray], key: str, i: int) -> Any:
+def _plain(ctx: Mapping[str, np.ndarray], key: str, i: int) -> Any:
     """Row i of a context value as JSON: an enum's option, a number, a bool; None if absent."""
     value = ctx[key][i].item()
     if key in _ENUMS:
@@ -191,7 +192,7 @@ def render(
     model: ServingModel | None,
     factors: np.ndarray | None,
     X: np.ndarray | None,
-    cols: dict[str, np.ndarray],
+    cols: Mapping[str, np.ndarray],
 ) -> dict[str, Any]:
     """The SPEC response for row i, without the request id and client ref."""
     firings: list[dict[str, Any]] = []

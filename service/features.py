@@ -9,7 +9,7 @@ import operator
 import numpy as np
 
 from service import _kernel as kernel
-from service.columns import Columns, empty
+from service.columns import FIELD_ROWS, Columns, Frame, Layout, empty
 from service.fields import BAND_MM, BANDS, BY_PATH, FIELDS, SEVERITIES
 
 CM_PER_DEGREE = 1 / 3.6  # Bennell 1998: 1 cm of knee-to-wall is about 3.6 degrees
@@ -53,7 +53,7 @@ INPUTS = (
     "person.sex",
     "mobility.restriction_felt",
 )
-_READ = operator.itemgetter(*INPUTS)
+_INPUT_ROWS = np.array([FIELD_ROWS.row[path] for path in INPUTS], dtype=np.intp)
 # The options the features test for, by their codes (F_SHOES.. in _kernel.c).
 _OPTIONS = (
     ("mobility.measured_in", "shoes"),
@@ -67,6 +67,9 @@ DERIVED_ROWS = (
     *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
     "regular_runner", "lifting", "current_band",
 )  # fmt: skip
+# The context's matrix: the float fields (by their short names), then the derived values; a
+# severity's name reads its derived row (absent as 0).
+CONTEXT_ROWS = Layout((*_NAMES, *DERIVED_ROWS))
 _LIMITS = np.array(
     [*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM, *(BY_PATH[p].codes[o] for p, o in _OPTIONS)]
 )
@@ -109,7 +112,7 @@ FEATURES: tuple[str, ...] = (
 )
 
 
-def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def features(cols: Columns) -> tuple[Frame, np.ndarray]:
     """The rule context (every field by its short name, plus RULES.md's derived values: symptom
     severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
     side from the lunge angle when not measured and less a shoe's heel, `ktw_min`, `ktw_asym`,
@@ -118,13 +121,15 @@ def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
     kernel for any n. Training calls this too, so the model never sees a value serving could
     not build."""
     n = len(cols["footwear.current_drop_mm"])
-    inputs = np.concatenate(_READ(cols), dtype=np.float64)
-    derived = np.empty((len(DERIVED_ROWS), n))
+    table = np.empty((len(_NAMES) + len(DERIVED_ROWS), n))  # the fields', then the derived
+    fields, derived = table[: len(_NAMES)], table[len(_NAMES) :]
+    if isinstance(cols, Frame) and cols.layout is FIELD_ROWS:
+        fields[...] = cols.matrix
+    else:
+        np.stack(_FIELDS(cols), out=fields)
     X = np.empty((len(FEATURES), n))
-    kernel.features(inputs, n, _LIMITS, derived, X)
-    ctx = dict(zip(_NAMES, _FIELDS(cols), strict=True))
-    ctx.update(zip(DERIVED_ROWS, derived, strict=True))  # flags as 1.0/0.0, the band's index
-    return ctx, X.T  # feature by feature in memory
+    kernel.features(fields[_INPUT_ROWS], n, _LIMITS, derived, X)  # flags 1.0/0.0, band index
+    return Frame(table, CONTEXT_ROWS), X.T  # X.T: feature by feature in memory
 
 
 if features(empty(1))[1].shape != (1, len(FEATURES)):

@@ -1,7 +1,7 @@
 """Train and evaluate the band classifier from labelled records (request columns + outcome_band)."""
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class Labelled:
     """Validated training rows: model inputs, labels, outcome drops and provenance."""
 
     X: np.ndarray
-    ctx: dict[str, Any]
+    ctx: Mapping[str, Any]
     y: np.ndarray
     outcome_drop: np.ndarray
     digest: str

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from service.columns import Columns, absent
+from service.columns import absent
 from service.errors import InvalidInput
 from service.fields import FIELDS, Field
 
@@ -32,7 +32,7 @@ Arrow: TypeAlias = pa.Array | pa.ChunkedArray
 class Checked:
     """Validated columns for every row, and the messages of the rows that failed."""
 
-    columns: Columns
+    columns: dict[str, np.ndarray]
     errors: dict[int, dict[str, list[str]]]
 
     @property
@@ -139,7 +139,7 @@ _CHECKS = {"bool": _bool, "enum": _enum, "text": _text}
 
 def check_columns(columns: Mapping[str, Arrow], n: int) -> Checked:
     """Validate n rows of arrow columns named by field path; a missing column is absent."""
-    cols: Columns = {}
+    cols: dict[str, np.ndarray] = {}
     errors: dict[int, dict[str, list[str]]] = {}
     for field in FIELDS:
         if field.path not in columns:
