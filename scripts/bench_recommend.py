@@ -104,7 +104,7 @@ def one_request(rec: Recommender, repeat: int) -> None:
         "features": lambda: features(from_requests([req])),
         "model": lambda: model.predict_proba(X),
         "rules": lambda: decide(dict(ctx), book, probs),
-        "explanation": lambda: render(d, 0, model, model.fast.run(X, factors=True)[1], X, cols),
+        "explanation": lambda: render(d, model, model.fast.run(X, factors=True)[1], X),
     }
     for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:
         timed(fn, 200)  # warm up

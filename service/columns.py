@@ -56,6 +56,9 @@ class Frame(MutableMapping[str, np.ndarray]):
     def __setitem__(self, name: str, value: np.ndarray) -> None:
         self.extra[name] = value
 
+    def update(self, *args: Any, **kwargs: Any) -> None:  # dict's own, not MutableMapping's loop
+        self.extra.update(*args, **kwargs)
+
     def __delitem__(self, name: str) -> None:
         del self.extra[name]  # the matrix's rows stay
 

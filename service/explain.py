@@ -30,6 +30,13 @@ IMPORTANT_INPUTS = (
 _ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
 
 
+# The important inputs as the context names them, with the paths the answer names them by.
+_MISSING = (
+    *((context_name(p), p) for p in IMPORTANT_INPUTS),
+    ("ktw_min", "mobility.knee_to_wall_cm"),
+)
+
+
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
     """The person's value for an input group: the field itself, or its first derived feature."""
     key = _GROUP_KEY[group]
@@ -112,20 +119,38 @@ def plan(row: "_Row") -> list[dict[str, Any]]:
     ]
 
 
-class _Row:
-    """One row's decisions as Python values, read from the kernel's table at once."""
+class _Batch:
+    """What the answers read of every row, converted to Python values once for the batch: the
+    per-row work is then list lookups, not array indexing."""
 
-    def __init__(self, d: Decisions, i: int):
+    def __init__(
+        self,
+        d: Decisions,
+        model: ServingModel | None,
+        factors: np.ndarray | None,
+        X: np.ndarray | None,
+    ):
+        self.d, self.model = d, model
+        self.fired, self.set_aside = d.fired.tolist(), d.overruled.tolist()
+        self.advised, self.shaped = d.advice.tolist(), d.shaped.tolist()
+        self.table, self.now = d.table.tolist(), d.ctx["current"].tolist()
+        self.probs = None if d.probs is None else d.probs.tolist()
+        self.contributions = None if factors is None else factors.tolist()
+        self.X = X
+
+
+class _Row:
+    """One row's decisions as Python values."""
+
+    def __init__(self, b: _Batch, i: int):
         self.i = i
-        _, _, model_band, band, rmin, rmax, direction, pace, confidence, urgency = d.table[
-            i
-        ].tolist()
+        _, _, model_band, band, rmin, rmax, direction, pace, confidence, urgency = b.table[i]
         self.band, self.model_band = int(band), int(model_band)
         self.range_min, self.range_max = int(rmin), int(rmax)
         self.direction = DIRECTIONS[int(direction)]
         self.weeks, self.confidence = int(pace), confidence
         self.urgency = URGENCY[int(urgency)]
-        self.now = float(d.ctx["current"][i])
+        self.now = b.now[i]
 
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.
@@ -156,7 +181,7 @@ def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
 
 
 def _summary(
-    d: Decisions,
+    b: _Batch,
     row: _Row,
     firings: list[dict[str, Any]],
     by_id: dict[str, Rule],
@@ -168,18 +193,18 @@ def _summary(
         reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
         return f"{reasons} {UNTIL_THEN.format(now=now)}"
     lead = LEADS[row.direction].format(span=span(row.range_min, row.range_max), band=band, now=now)
-    shaped = d.shaped[row.i].tolist()
-    why = [f["message"] for f in active if shaped[d.book.index[f["id"]]]][:3]
+    shaped, index = b.shaped[row.i], b.d.book.index
+    why = [f["message"] for f in active if shaped[index[f["id"]]]][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
     if set_aside:
         parts.append(SET_ASIDE.format(names="; ".join(set_aside)))
-    if d.probs is None:
+    if b.probs is None:
         parts.append(NO_MODEL)
     else:
         top = row.model_band
         ruled = any(by_id[f["id"]].band for f in active)
-        parts.append(classifier_says(BANDS[top], band, float(d.probs[row.i, top]), ruled))
+        parts.append(classifier_says(BANDS[top], band, b.probs[row.i][top], ruled))
     if row.urgency:
         parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
     parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...
@@ -188,20 +213,26 @@ def _summary(
 
 def render(
     d: Decisions,
-    i: int,
     model: ServingModel | None,
     factors: np.ndarray | None,
     X: np.ndarray | None,
-    cols: Mapping[str, np.ndarray],
-) -> dict[str, Any]:
-    """The SPEC response for row i, without the request id and client ref."""
+) -> list[dict[str, Any]]:
+    """The SPEC responses for every row, without their request ids and client refs."""
+    b = _Batch(d, model, factors, X)
+    return [_answer(b, i) for i in range(len(b.table))]
+
+
+def _answer(b: _Batch, i: int) -> dict[str, Any]:
+    d, model = b.d, b.model
     firings: list[dict[str, Any]] = []
     advice: list[dict[str, str]] = []
     reasons: list[str] = []
     by_id = {}
-    set_aside, advised = d.overruled[i].tolist(), d.advice[i].tolist()
-    for j in d.fired[i].nonzero()[0].tolist():
-        rule = d.book.rules[j]
+    set_aside, advised, rules = b.set_aside[i], b.advised[i], d.book.rules
+    for j, hit in enumerate(b.fired[i]):
+        if not hit:
+            continue
+        rule = rules[j]
         by_id[rule.id] = rule
         values = TemplateValues(d, i, rule)
         overruled = set_aside[j]
@@ -221,7 +252,7 @@ def render(
             advice.append({"id": rule.id, "text": rule.advice or ""})
     firings.sort(key=lambda f: str(f["id"]))
     advice.sort(key=lambda a: a["id"])
-    row = _Row(d, i)
+    row = _Row(b, i)
     referral = {"urgency": row.urgency, "reasons": reasons} if row.urgency else None
     top = row.model_band
     model_view: dict[str, Any] = {
@@ -231,28 +262,24 @@ def render(
         "top_factors": [],
         "overridden_by_rules": False,
     }
-    if d.probs is not None:
-        probs = d.probs[i].tolist()
+    if b.probs is not None:
         model_view["band_probabilities"] = {
-            b: round(p, 4) for b, p in zip(BANDS, probs, strict=True)
+            band: round(p, 4) for band, p in zip(BANDS, b.probs[i], strict=True)
         }
         model_view["top_band"] = BANDS[top]
         model_view["overridden_by_rules"] = top != row.band
-    if factors is not None:
-        contributions = factors[i].tolist()
+    if b.contributions is not None:
+        contributions = b.contributions[i]
         size = [-abs(c) for c in contributions]
         top_groups = sorted(range(len(size)), key=size.__getitem__)[:TOP_FACTORS]
         model_view["top_factors"] = [
             {
                 "feature": GROUPS[g],
-                "value": _group_value(d, i, GROUPS[g], X),
+                "value": _group_value(d, i, GROUPS[g], b.X),
                 "contribution": round(contributions[g], 4),
             }
             for g in top_groups  # the largest in size first; ties in group order
         ]
-    missing = [p for p in IMPORTANT_INPUTS if isnan(cols[p][i])]
-    if math.isnan(d.ctx["ktw_min"][i]):
-        missing.append("mobility.knee_to_wall_cm")
     recommendation = {
         "drop_mm": {"min": row.range_min, "max": row.range_max},
         "band": BANDS[row.band],
@@ -266,10 +293,10 @@ def render(
     return {
         "recommendation": recommendation,
         "explanation": {
-            "summary": _summary(d, row, firings, by_id, advice),
+            "summary": _summary(b, row, firings, by_id, advice),
             "rules": firings,
             "model": model_view,
-            "missing_inputs": missing,
+            "missing_inputs": [path for key, path in _MISSING if isnan(d.ctx[key][i])],
         },
         "advice": advice,
         "degraded": model is None,

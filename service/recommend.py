@@ -45,13 +45,10 @@ class Recommender:
         cols = from_requests(requests)
         d, X, factors = self._score(cols, factors=True)
         ids = request_ids or [secrets.token_hex(16) for _ in requests]
+        answers = render(d, self.model, factors, X)
         return [
-            {
-                "request_id": ids[i],
-                "client_ref": requests[i].get("client_ref"),
-                **render(d, i, self.model, factors, X, cols),
-            }
-            for i in range(len(requests))
+            {"request_id": ids[i], "client_ref": request.get("client_ref"), **answers[i]}
+            for i, request in enumerate(requests)
         ]
 
     def recommend(self, data: Any, request_id: str | None = None) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def test_the_classifier_part_of_batch_summaries_matches_single_ones(rules):
     probs = np.full((3, 5), 0.1)
     probs[:, 2] = 0.6  # moderate for everyone
     d = decide(features(cols)[0], RuleBook(rules), probs)
-    single = [render(d, i, None, None, None, cols)["explanation"]["summary"] for i in range(3)]
+    single = [answer["explanation"]["summary"] for answer in render(d, None, None, None)]
     assert summaries(d).to_pylist() == single
     assert [s.count("classifier agrees") for s in single] == [0, 1, 0]
     assert "the rules above moved the answer to low" in single[2]

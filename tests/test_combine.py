@@ -526,7 +526,7 @@ def test_the_summary_gives_the_reason_for_a_bound_that_ends_the_range(rules):
     )  # fmt: skip
     cols = from_requests([load_request(request_)])
     d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
-    out = render(d, 0, None, None, None, cols)
+    out = render(d, None, None, None)[0]
     hd010 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD010")
     assert not hd010["overruled"] and not out["explanation"]["model"]["overridden_by_rules"]
     assert out["recommendation"]["direction"] == "step_back_up"
@@ -548,7 +548,7 @@ def test_a_raise_is_explained_by_the_floor_that_demands_it_not_by_the_cap(rules)
     request_ = person(4, symptoms={"achilles_pain": 5}, activity={"primary": "running"})
     cols = from_requests([load_request(request_)])
     d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
-    out = render(d, 0, None, None, None, cols)
+    out = render(d, None, None, None)[0]
     messages = {f["id"]: f["message"] for f in out["explanation"]["rules"]}
     assert out["recommendation"]["direction"] == "raise" and span(out) == (8, 10)
     assert messages["HD011"] in out["explanation"]["summary"]
@@ -575,7 +575,7 @@ def test_the_summary_says_whether_the_classifier_chose_the_band_or_agreed(
     the band is the classifier's own pick, the summary says that instead."""
     cols = from_requests([load_request(request_)])
     d = decide(features(cols)[0], RuleBook(rules), probs_for(top))
-    summary = render(d, 0, None, None, None, cols)["explanation"]["summary"]
+    summary = render(d, None, None, None)[0]["explanation"]["summary"]
     assert says in summary
     assert summary.count("classifier") == 1
 
