@@ -193,10 +193,10 @@ def _after(response: Response) -> Response:
     headers["X-Request-ID"] = request_id or ""
     headers["X-Content-Type-Options"] = "nosniff"
     if req.endpoint not in PUBLIC:  # an answer about a person (or a refusal): never kept in a cache
-        headers["Cache-Control"] = "no-store"
+        headers.add("Cache-Control", "no-store")  # (add: no route sets one; set scans them all)
     version = ctx.get("model_version")
     if version:
-        headers["X-Model-Version"] = version
+        headers.add("X-Model-Version", version)
     else:  # the serving model's version on every line, errors included
         model = _current(current_app).extensions["heeldrop"].recommender.model
         version = model.version if model else None

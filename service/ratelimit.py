@@ -103,8 +103,6 @@ class KeyLimiter(Limiter):
         headers.add(names[HeaderNames.RESET], str(reset_at))
         if refused:
             headers[names[HeaderNames.RETRY_AFTER]] = str(int(reset_at - time.time()))
-        elif "Retry-After" in headers:  # as before: none on an answer that is not a refusal
-            del headers["Retry-After"]  # (Headers.pop of an absent name builds an exception)
         return response
 
     def _flask_limiter_headers_refusals_only(self, response: flask.Response) -> flask.Response:
@@ -174,7 +172,8 @@ class KeyLimiter(Limiter):
     def _hit(self, endpoint: str, limits: tuple[Any, ...]) -> None:
         method = flask.request.method
         context = self.context
-        context.seen_limits.update(limits)  # as Flask-Limiter's filtering records them
+        if self._marked_for_limiting:  # a decorated limit's own check, later, skips these
+            context.seen_limits.update(limits)  # as Flask-Limiter's filtering records them
         view_limits = []
         for lim in limits:
             key, scope = lim.key_func(), lim.scope_for(endpoint, method)
