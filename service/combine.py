@@ -41,7 +41,7 @@ TABLE = ("allowed_min", "allowed_max", "model_band", "band", "range_min", "range
          "direction", "pace_weeks", "confidence", "urgency")  # fmt: skip
 _WHOLE = [TABLE.index(name) for name in ("model_band", "band", "range_min", "range_max",
                                            "direction", "urgency")]  # fmt: skip
-_OUTPUT_COLUMNS = [TABLE.index(name) for name in OUTPUTS]
+_OUTPUT_COLUMNS = [(name, TABLE.index(name)) for name in OUTPUTS]
 _NO_PROBS = np.empty((0, 5))
 
 
@@ -195,7 +195,8 @@ def decide(ctx: MutableMapping[str, Any], book: RuleBook, probs: np.ndarray | No
     rows = np.empty((n, len(TABLE)))
     given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
     kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
-    ctx.update(zip(OUTPUTS, rows.T[_OUTPUT_COLUMNS], strict=True))  # for the templates
+    results = rows.T
+    ctx.update({name: results[k] for name, k in _OUTPUT_COLUMNS})  # for the templates
     floors, ceilings, by_reason = bounds[0], bounds[1], held.T
     return Decisions(
         book=book,

@@ -2,11 +2,12 @@
 
 import math
 from collections.abc import Mapping
-from math import isnan
+from itertools import compress
 from typing import Any
 
 import numpy as np
 
+from service.columns import Frame
 from service.combine import DIRECTIONS, URGENCY, Decisions
 from service.features import FEATURE_INPUTS, FEATURES, GROUPS, context_name
 from service.fields import BANDS, FIELDS
@@ -31,10 +32,8 @@ _ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
 
 
 # The important inputs as the context names them, with the paths the answer names them by.
-_MISSING = (
-    *((context_name(p), p) for p in IMPORTANT_INPUTS),
-    ("ktw_min", "mobility.knee_to_wall_cm"),
-)
+_MISSING = (*(context_name(p) for p in IMPORTANT_INPUTS), "ktw_min")
+_MISSING_PATHS = (*IMPORTANT_INPUTS, "mobility.knee_to_wall_cm")
 
 
 def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
@@ -137,6 +136,9 @@ class _Batch:
         self.probs = None if d.probs is None else d.probs.tolist()
         self.contributions = None if factors is None else factors.tolist()
         self.X = X
+        taken = d.ctx.take(_MISSING) if isinstance(d.ctx, Frame) else None
+        given = taken if taken is not None else [d.ctx[name] for name in _MISSING]
+        self.gone = np.isnan(given).T.tolist()  # per row: which of _MISSING is absent
 
 
 class _Row:
@@ -229,9 +231,7 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
     reasons: list[str] = []
     by_id = {}
     set_aside, advised, rules = b.set_aside[i], b.advised[i], d.book.rules
-    for j, hit in enumerate(b.fired[i]):
-        if not hit:
-            continue
+    for j in compress(range(len(rules)), b.fired[i]):
         rule = rules[j]
         by_id[rule.id] = rule
         values = TemplateValues(d, i, rule)
@@ -296,7 +296,7 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
             "summary": _summary(b, row, firings, by_id, advice),
             "rules": firings,
             "model": model_view,
-            "missing_inputs": [path for key, path in _MISSING if isnan(d.ctx[key][i])],
+            "missing_inputs": list(compress(_MISSING_PATHS, b.gone[i])),
         },
         "advice": advice,
         "degraded": model is None,
