@@ -190,13 +190,13 @@ def _summary(
     advice: list[dict[str, str]],
 ) -> str:
     now, band = row.now, BANDS[row.band]
-    active = [f for f in firings if not f["overruled"]]
-    if any(f["effect"].endswith("no change of shoes") for f in active):
-        reasons = " ".join(f["message"] for f in active if f["effect"].startswith("referral"))
-        return f"{reasons} {UNTIL_THEN.format(now=now)}"
+    active = [(by_id[f["id"]], f["message"]) for f in firings if not f["overruled"]]
+    referrals = [message for rule, message in active if rule.referral]
+    if any(rule.referral and not rule.provisional for rule, _ in active):  # no change of shoes
+        return f"{' '.join(referrals)} {UNTIL_THEN.format(now=now)}"
     lead = LEADS[row.direction].format(span=span(row.range_min, row.range_max), band=band, now=now)
     shaped, index = b.shaped[row.i], b.d.book.index
-    why = [f["message"] for f in active if shaped[index[f["id"]]]][:3]
+    why = [message for rule, message in active if shaped[index[rule.id]]][:3]
     set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
     parts = [lead, *why]
     if set_aside:
@@ -205,10 +205,10 @@ def _summary(
         parts.append(NO_MODEL)
     else:
         top = row.model_band
-        ruled = any(by_id[f["id"]].band for f in active)
+        ruled = any(rule.band for rule, _ in active)
         parts.append(classifier_says(BANDS[top], band, b.probs[row.i][top], ruled))
     if row.urgency:
-        parts.append(next(f["message"] for f in active if f["effect"].startswith("referral")))
+        parts.append(referrals[0])
     parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...
     return " ".join(parts)
 
