@@ -3,6 +3,7 @@
 import math
 from collections.abc import Mapping
 from itertools import compress
+from math import isnan
 from typing import Any
 
 import numpy as np
@@ -32,24 +33,10 @@ _ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
 
 
 # The important inputs as the context names them, with the paths the answer names them by.
-_MISSING = (*(context_name(p) for p in IMPORTANT_INPUTS), "ktw_min")
-_MISSING_PATHS = (*IMPORTANT_INPUTS, "mobility.knee_to_wall_cm")
-
-
-def _group_value(d: Decisions, i: int, group: str, X: np.ndarray | None) -> Any:
-    """The person's value for an input group: the field itself, or its first derived feature."""
-    key = _GROUP_KEY[group]
-    if key in d.ctx:
-        return _plain(d.ctx, key, i)
-    return None if X is None else _number(X[i, _GROUP_FIRST[group]].item())
-
-
-def _plain(ctx: Mapping[str, np.ndarray], key: str, i: int) -> Any:
-    """Row i of a context value as JSON: an enum's option, a number, a bool; None if absent."""
-    value = ctx[key][i].item()
-    if key in _ENUMS:
-        return _ENUMS[key].option(value)
-    return _number(value)
+_MISSING = (
+    *((context_name(p), p) for p in IMPORTANT_INPUTS),
+    ("ktw_min", "mobility.knee_to_wall_cm"),
+)
 
 
 def _number(value: Any) -> Any:
@@ -59,36 +46,37 @@ def _number(value: Any) -> Any:
 class TemplateValues(dict[str, Any]):
     """Template values for one row, read lazily from the decisions."""
 
-    def __init__(self, d: Decisions, i: int, rule: Rule):
+    def __init__(self, b: "Reader", i: int, rule: Rule):
         super().__init__()
-        self.d, self.i, self.rule = d, i, rule
+        self.b, self.i, self.rule = b, i, rule
 
     def __missing__(self, key: str) -> Any:
+        d = self.b.d
         if key == "floor_value":
-            return float(self.d.floors[self.rule.id][self.i])
+            return float(d.floors[self.rule.id][self.i])
         if key == "ceiling_value":
-            return float(self.d.ceilings[self.rule.id][self.i])
+            return float(d.ceilings[self.rule.id][self.i])
         if key == "reasons":
             return "; ".join(self.reasons())
-        value = _plain(self.d.ctx, key, self.i)
+        value = self.b.plain(key, self.i)
         return math.nan if value is None else value
 
     def reasons(self) -> list[str]:
-        masks = self.d.reasons[self.rule.id]
+        masks = self.b.d.reasons[self.rule.id]
         held = [r for r, m in zip(self.rule.reasons, masks, strict=True) if m[self.i]]
         return [r.text.format_map(self) for r in held]
 
 
-def _effect(rule: Rule, d: Decisions, i: int) -> str:
+def _effect(rule: Rule, b: "_Batch", i: int) -> str:
     if rule.floor is None and rule.ceiling is None and not rule.band:
         return rule.effect
     values: dict[str, Any] = {}  # as Python values: numpy scalars format slowly
     if rule.floor is not None:
-        values["floor"] = d.floors[rule.id][i].item()
+        values["floor"] = b.d.floors[rule.id][i].item()
     if rule.ceiling is not None:
-        values["ceiling"] = d.ceilings[rule.id][i].item()
+        values["ceiling"] = b.d.ceilings[rule.id][i].item()
     if rule.band:
-        values["band"] = BANDS[int(d.ctx["current_band"][i])]
+        values["band"] = BANDS[int(b.value("current_band", i))]
     return rule.effect.format_map(values)
 
 
@@ -118,7 +106,25 @@ def plan(row: "_Row") -> list[dict[str, Any]]:
     ]
 
 
-class _Batch:
+class Reader:
+    """Row values of the decisions' context, read from its arrays one at a time."""
+
+    def __init__(self, d: Decisions):
+        self.d = d
+
+    def value(self, key: str, i: int) -> float:
+        """Row i of a context value, as a float (NaN for absent)."""
+        return float(self.d.ctx[key][i])
+
+    def plain(self, key: str, i: int) -> Any:
+        """Row i of a context value as JSON: an enum's option, a number; None if absent."""
+        value = self.value(key, i)
+        if key in _ENUMS:
+            return _ENUMS[key].option(value)
+        return _number(value)
+
+
+class _Batch(Reader):
     """What the answers read of every row, converted to Python values once for the batch: the
     per-row work is then list lookups, not array indexing."""
 
@@ -129,16 +135,32 @@ class _Batch:
         factors: np.ndarray | None,
         X: np.ndarray | None,
     ):
-        self.d, self.model = d, model
+        super().__init__(d)
+        self.model, self.X = model, X
         self.fired, self.set_aside = d.fired.tolist(), d.overruled.tolist()
         self.advised, self.shaped = d.advice.tolist(), d.shaped.tolist()
-        self.table, self.now = d.table.tolist(), d.ctx["current"].tolist()
+        self.table = d.table.tolist()
         self.probs = None if d.probs is None else d.probs.tolist()
         self.contributions = None if factors is None else factors.tolist()
-        self.X = X
-        taken = d.ctx.take(_MISSING) if isinstance(d.ctx, Frame) else None
-        given = taken if taken is not None else [d.ctx[name] for name in _MISSING]
-        self.gone = np.isnan(given).T.tolist()  # per row: which of _MISSING is absent
+        ctx = d.ctx  # a Frame's matrix as lists; whatever else it holds is read from its arrays
+        self._rows: Mapping[str, int] = {}
+        self._arrays: Mapping[str, np.ndarray] = ctx
+        self._context: list[list[float]] = []
+        if isinstance(ctx, Frame):
+            self._rows, self._arrays, self._context = ctx.layout.row, ctx.extra, ctx.matrix.tolist()
+
+    def value(self, key: str, i: int) -> float:
+        if key not in self._arrays:
+            return self._context[self._rows[key]][i]
+        return float(self._arrays[key][i])
+
+    def group_value(self, group: str, i: int) -> Any:
+        """The person's value for an input group: the field, or its first derived feature."""
+        key = _GROUP_KEY[group]
+        if key in self._arrays or key in self._rows:
+            return self.plain(key, i)
+        X = self.X
+        return None if X is None else _number(X[i, _GROUP_FIRST[group]].item())
 
 
 class _Row:
@@ -152,7 +174,7 @@ class _Row:
         self.direction = DIRECTIONS[int(direction)]
         self.weeks, self.confidence = int(pace), confidence
         self.urgency = URGENCY[int(urgency)]
-        self.now = b.now[i]
+        self.now = b.value("current", i)
 
 
 # The summary's sentences, shared with the batch scorer's vectorised summaries.
@@ -234,13 +256,13 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
     for j in compress(range(len(rules)), b.fired[i]):
         rule = rules[j]
         by_id[rule.id] = rule
-        values = TemplateValues(d, i, rule)
+        values = TemplateValues(b, i, rule)
         overruled = set_aside[j]
         firings.append(
             {
                 "id": rule.id,
                 "name": rule.name,
-                "effect": _effect(rule, d, i),
+                "effect": _effect(rule, b, i),
                 "message": rule.message.format_map(values),
                 "rationale": rule.rationale,
                 "overruled": overruled,
@@ -270,12 +292,12 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
         model_view["overridden_by_rules"] = top != row.band
     if b.contributions is not None:
         contributions = b.contributions[i]
-        size = [-abs(c) for c in contributions]
-        top_groups = sorted(range(len(size)), key=size.__getitem__)[:TOP_FACTORS]
+        size = list(map(abs, contributions))
+        top_groups = sorted(range(len(size)), key=size.__getitem__, reverse=True)[:TOP_FACTORS]
         model_view["top_factors"] = [
             {
                 "feature": GROUPS[g],
-                "value": _group_value(d, i, GROUPS[g], b.X),
+                "value": b.group_value(GROUPS[g], i),
                 "contribution": round(contributions[g], 4),
             }
             for g in top_groups  # the largest in size first; ties in group order
@@ -296,7 +318,7 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
             "summary": _summary(b, row, firings, by_id, advice),
             "rules": firings,
             "model": model_view,
-            "missing_inputs": list(compress(_MISSING_PATHS, b.gone[i])),
+            "missing_inputs": [p for k, p in _MISSING if isnan(b.value(k, i))],
         },
         "advice": advice,
         "degraded": model is None,

@@ -16,6 +16,7 @@ from service.explain import (
     NO_MODEL,
     SET_ASIDE,
     UNTIL_THEN,
+    Reader,
     TemplateValues,
     classifier_says,
     span,
@@ -169,7 +170,8 @@ def _messages(d: Decisions, rule: Rule, rows: np.ndarray, parts: _Parts) -> np.n
         first, which = distinct(*values)
     else:
         first, which = np.zeros(1, dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
-    texts = [rule.message.format_map(TemplateValues(d, int(rows[f]), rule)) for f in first]
+    reader = Reader(d)
+    texts = [rule.message.format_map(TemplateValues(reader, int(rows[f]), rule)) for f in first]
     return parts.add(texts, which)
 
 
