@@ -256,20 +256,20 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
     for j in compress(range(len(rules)), b.fired[i]):
         rule = rules[j]
         by_id[rule.id] = rule
-        values = TemplateValues(b, i, rule)
+        values = TemplateValues(b, i, rule) if rule.templated else None
         overruled = set_aside[j]
         firings.append(
             {
                 "id": rule.id,
                 "name": rule.name,
                 "effect": _effect(rule, b, i),
-                "message": rule.message.format_map(values),
+                "message": rule.message if values is None else rule.message.format_map(values),
                 "rationale": rule.rationale,
                 "overruled": overruled,
             }
         )
         if rule.referral and not overruled:
-            reasons.extend(values.reasons())
+            reasons.extend(TemplateValues(b, i, rule).reasons())
         if advised[j]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
     firings.sort(key=lambda f: str(f["id"]))

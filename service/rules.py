@@ -103,6 +103,11 @@ class Rule:
     clinician: bool = False  # the advice sends the person to a clinician: the summary says it
 
     @cached_property
+    def templated(self) -> bool:
+        """The message has values to fill in (a referral's reasons among them)."""
+        return "{" in self.message
+
+    @cached_property
     def effect(self) -> str:
         """What the rule does, said once: a template of its {floor}, {ceiling} and {band}."""
         if self.referral:
