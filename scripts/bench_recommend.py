@@ -93,7 +93,7 @@ def one_request(rec: Recommender, repeat: int) -> None:
     cols = from_requests([req])
     ctx, X = features(cols)
     probs = model.predict_proba(X)
-    d = decide(dict(ctx), book, probs)
+    d = decide(ctx.copy(), book, probs)
 
     def marshmallow() -> Any:
         return Schema.load(request_schema, REQUEST)  # past the quick check
@@ -103,7 +103,7 @@ def one_request(rec: Recommender, repeat: int) -> None:
         "validation (quick check)": lambda: load_request(REQUEST),
         "features": lambda: features(from_requests([req])),
         "model": lambda: model.predict_proba(X),
-        "rules": lambda: decide(dict(ctx), book, probs),
+        "rules": lambda: decide(ctx.copy(), book, probs),
         "explanation": lambda: render(d, model, model.fast.run(X, factors=True)[1], X),
     }
     for fn in [*stages.values(), lambda: rec.recommend(REQUEST)]:

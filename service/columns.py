@@ -72,6 +72,10 @@ class Frame(MutableMapping[str, np.ndarray]):
     def __len__(self) -> int:
         return len(self.layout.row) + sum(name not in self.layout.row for name in self.extra)
 
+    def copy(self) -> "Frame":
+        """The same rows, with arrays of its own that the copy may add to or replace."""
+        return Frame(self.matrix, self.layout, dict(self.extra))
+
     def take(self, names: tuple[str, ...]) -> np.ndarray | None:
         """The rows of `names` as one len(names) x n matrix (a copy), or None when one of them
         is not a row of the matrix as it stands."""

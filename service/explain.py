@@ -1,4 +1,4 @@
-"""Turn one row of decisions into the response: plan, rule firings, factors, summary, advice."""
+"""Turn decisions into responses, a row each: plan, rule firings, factors, summary, advice."""
 
 import math
 from collections.abc import Mapping
