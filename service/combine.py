@@ -181,9 +181,6 @@ class Decisions:
         """The whole-number results (_WHOLE's columns) as int64 rows, converted once."""
         return self.table.T[_WHOLE].astype(np.int64)
 
-    def fired_ids(self, i: int) -> list[str]:
-        return [r.id for r, hit in zip(self.book.rules, self.fired[i], strict=True) if hit]
-
 
 def decide(ctx: MutableMapping[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
     """Run every combining step of RULES.md over all rows at once (in the kernel)."""
