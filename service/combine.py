@@ -145,7 +145,8 @@ def _column(name: str, whole: bool = False) -> property:
     table's row instead): floats as the kernel wrote them, or whole numbers as int64."""
     k = TABLE.index(name)
     if whole:
-        return property(lambda d: d.whole[_WHOLE.index(k)], doc=f"{name} of every row (int64)")
+        w = _WHOLE.index(k)
+        return property(lambda d: d.whole[w], doc=f"{name} of every row (int64)")
     return property(lambda d: d.table[:, k], doc=f"{name} of every row")
 
 

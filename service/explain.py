@@ -269,7 +269,7 @@ def _answer(b: _Batch, i: int) -> dict[str, Any]:
             }
         )
         if rule.referral and not overruled:
-            reasons.extend(TemplateValues(b, i, rule).reasons())
+            reasons.extend((TemplateValues(b, i, rule) if values is None else values).reasons())
         if advised[j]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
     firings.sort(key=lambda f: str(f["id"]))

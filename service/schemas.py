@@ -60,6 +60,11 @@ def _camel(path: str) -> str:
     return "".join(part.capitalize() for part in path.replace(".", "_").split("_"))
 
 
+def _required(name: str, node: Field | dict[str, Any]) -> bool:
+    """A field the request must give, or a group it must have (footwear, for the drop)."""
+    return node.required if isinstance(node, Field) else name == "footwear"
+
+
 class Declined(Exception):
     """The quick check found something to refuse, or was unsure: marshmallow decides."""
 
@@ -110,10 +115,7 @@ def _quick_group(tree: dict[str, Any]) -> Check:
         name: _quick_group(node) if isinstance(node, dict) else _quick(node)
         for name, node in tree.items()
     }  # fmt: skip
-    required = tuple(
-        name for name, node in tree.items()
-        if (node.required if isinstance(node, Field) else name == "footwear")
-    )  # fmt: skip
+    required = tuple(name for name, node in tree.items() if _required(name, node))
 
     def group(value: Any) -> dict[str, Any]:
         if type(value) is not dict:
@@ -158,7 +160,7 @@ def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
             attrs[name] = _field(node)
         else:
             nested = _build(f"{prefix}.{name}" if prefix else name, node)
-            attrs[name] = fields.Nested(nested, required=name == "footwear")
+            attrs[name] = fields.Nested(nested, required=_required(name, node))
     attrs["Meta"] = type("Meta", (), {"unknown": RAISE})
     if prefix:
         return type(f"{_camel(prefix)}Schema", (Schema,), attrs)
