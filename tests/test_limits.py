@@ -215,9 +215,24 @@ def test_a_storage_error_is_handled_by_flask_limiter(make_app, tokens, monkeypat
     def broken(*args, **kwargs):
         raise ConnectionError("storage down")
 
-    monkeypatch.setattr(SteadyMemoryStorage, "incr", broken)
+    for method in ("incr", "count"):  # count: the one-call hit of the memory storage
+        monkeypatch.setattr(SteadyMemoryStorage, method, broken)
     swallowing = make_app(rate_limit="3/minute", RATELIMIT_SWALLOW_ERRORS=True).test_client()
     assert [swallowing.get("/v1/model", headers=one).status_code for _ in range(5)] == [200] * 5
     strict = make_app(rate_limit="3/minute").test_client()
     r = strict.get("/v1/model", headers=one)
     assert r.status_code == 500 and set(r.json) == {"code", "status", "message", "errors"}
+
+
+def test_the_memory_storage_s_one_call_count_is_incr_then_get_expiry():
+    from service.ratelimit import SteadyMemoryStorage
+
+    one_call, limits_own = SteadyMemoryStorage(), SteadyMemoryStorage()
+    for key, amount in [("k", 1), ("k", 2), ("j", 1), ("k", 1), ("j", 5)]:
+        count, reset = one_call.count(key, 60, amount)
+        assert count == limits_own.incr(key, 60, amount)
+        assert abs(reset - limits_own.get_expiry(key)) < 1
+    one_call.count("short", 0.05, 3)
+    time.sleep(0.06)
+    count, reset = one_call.count("short", 60, 1)  # the window has passed: counting starts again
+    assert count == 1 and 59 < reset - time.time() <= 60
