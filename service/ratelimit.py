@@ -4,7 +4,10 @@
   counters on a 10 ms timer and starts a new timer thread whenever the last one has finished;
   profiling put that at 0.2 ms a request. Expiry is checked on every read anyway, so the sweep
   is housekeeping: here it runs once a second. Redis URLs are used as they are.
-- Which limits apply is worked out once per endpoint (`KeyLimiter`), not on every request.
+- Which limits apply is worked out once per endpoint (`KeyLimiter`), not on every request, and
+  a hit is counted with one storage key (the memory storage: one call for count and expiry).
+  Together with reaching Flask-Limiter's per-request state in one lookup, a recommendation's
+  rate limiting went from ~175k to ~100k instructions (callgrind, in-process).
 - Retry-After only on a refusal: Flask-Limiter puts it on every answer of a limited route, but
   it means "wait" (RFC 9110), so only a 429 or 503 carries it. The X-RateLimit-* headers stay
   on every answer of a limited route.
