@@ -3,10 +3,13 @@
 #   GET /livez (the baseline: a bare route through the same app and server),
 #   POST /v1/recommendations (one realistic request),
 #   POST /v1/recommendations/batch (100 items a request; items/s).
-# Prints req/s, p50, p99, errors and the workers' CPU time per request for each, and
-# recommendations/livez in req/s (goal: >= 0.50, 0 errors).
+# The three take turns in --rounds rounds (each route gets --duration seconds in all), so a
+# change in the machine's load during the run falls on all of them alike. Prints, per route,
+# req/s over all its rounds, the median of the rounds' p50 and the highest p99, errors and the
+# workers' CPU time per request; then recommendations/livez in req/s (goal: >= 0.50, 0 errors)
+# with each round's ratio beside it.
 #
-#   scripts/bench_api.sh [--duration SECONDS] [--connections N] [--workers N]
+#   scripts/bench_api.sh [--duration SECONDS] [--rounds N] [--connections N] [--workers N]
 #
 # Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
 # Serves the champion of HEELDROP_MODELS_DIR (default models/); if none is registered, trains one
@@ -15,16 +18,22 @@
 set -euo pipefail
 
 DURATION=15
+ROUNDS=3
 CONNECTIONS=16
 WORKERS=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --connections) CONNECTIONS="$2"; shift 2 ;;
         --workers) WORKERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
+done
+
+for value in "$DURATION" "$ROUNDS" "$CONNECTIONS" "$WORKERS"; do
+    [[ "$value" =~ ^[1-9][0-9]*$ ]] || { echo "not a whole number >= 1: $value" >&2; exit 2; }
 done
 
 cd "$(dirname "$0")/.."
@@ -141,46 +150,68 @@ worker_ticks() {
     done
     echo "$total"
 }
-# errors = socket errors (connect, read, write, timeout over 30 s) + non-2xx/3xx answers
-# worker CPU = the workers' CPU time over the run / requests: what a request costs them, which
-# other load on the machine changes much less than req/s (a replacement worker's start-up is
-# counted too).
-run() {  # name path body-file -> "req/s p50_ms p99_ms errors worker_cpu_us"
-    local out before after
+SLICE=$((DURATION / ROUNDS > 0 ? DURATION / ROUNDS : 1))
+# errors = socket errors (connect, read, write, timeout over 30 s) + non-2xx/3xx answers.
+# ticks = the workers' CPU time over the slice: what a request costs them, which other load on
+# the machine changes much less than req/s (a replacement worker's start-up is counted too).
+run() {  # name path body-file: one slice; appends "requests duration_us p50_us p99_us errors ticks"
+    local out before after used=-1
     before="$(worker_ticks)"
-    out="$(BODY_FILE="$3" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s \
+    out="$(BODY_FILE="$3" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SLICE}s" --timeout 30s \
         --latency -s "$WORK/bench.lua" "$URL$2")"
     after="$(worker_ticks)"
-    echo "$out" >"$WORK/wrk-$1.txt"
-    echo "$out" | awk -v before="$before" -v after="$after" -v ticks="$TICKS" '/^RESULT/ {
-        cpu = (before != "" && after != "" && $2 > 0) ? \
-            sprintf("%.0f", (after - before) / ticks * 1e6 / $2) : "-"
-        printf "%.1f %.2f %.2f %d %s\n", $2 / ($3 / 1e6), $4 / 1000, $5 / 1000, $6, cpu }'
+    if [ -n "$before" ] && [ -n "$after" ]; then used=$((after - before)); fi
+    echo "$out" >>"$WORK/wrk-$1.txt"
+    echo "$out" | awk -v used="$used" '/^RESULT/ { print $2, $3, $4, $5, $6, used }' \
+        >>"$WORK/raw-$1"
 }
 
 echo "warming up (3 s)..." >&2
 BODY_FILE="$WORK/one.json" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$WORK/bench.lua" \
     "$URL/v1/recommendations" >/dev/null
-
-read -r LIVEZ_RPS LIVEZ_P50 LIVEZ_P99 LIVEZ_ERR LIVEZ_CPU < <(run livez /livez "")
-read -r REC_RPS REC_P50 REC_P99 REC_ERR REC_CPU < <(run recommendations /v1/recommendations "$WORK/one.json")
-read -r BATCH_RPS BATCH_P50 BATCH_P99 BATCH_ERR BATCH_CPU < <(run batch /v1/recommendations/batch "$WORK/batch.json")
+for round in $(seq "$ROUNDS"); do
+    echo "round $round of $ROUNDS (${SLICE} s a route)..." >&2
+    run livez /livez ""
+    run recommendations /v1/recommendations "$WORK/one.json"
+    run batch /v1/recommendations/batch "$WORK/batch.json"
+done
 
 MODEL="$(curl -fs "$URL/readyz" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("model_version"))')"
 echo
-echo "heeldrop API bench: $WORKERS gunicorn workers, wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s," \
-    "$(nproc 2>/dev/null || echo '?') cores, model $MODEL"
-ROW='%-34s %10s %9s %9s %7s %16s\n'
-printf "$ROW" "route" "req/s" "p50 ms" "p99 ms" "errors" "worker CPU us/req"
-printf "$ROW" "GET /livez" "$LIVEZ_RPS" "$LIVEZ_P50" "$LIVEZ_P99" "$LIVEZ_ERR" "$LIVEZ_CPU"
-printf "$ROW" "POST /v1/recommendations" "$REC_RPS" "$REC_P50" "$REC_P99" "$REC_ERR" "$REC_CPU"
-printf "$ROW" "POST /v1/recommendations/batch" "$BATCH_RPS" "$BATCH_P50" "$BATCH_P99" "$BATCH_ERR" "$BATCH_CPU"
-"$PYTHON" - "$LIVEZ_RPS" "$REC_RPS" "$BATCH_RPS" "$((LIVEZ_ERR + REC_ERR + BATCH_ERR))" <<'EOF'
+echo "heeldrop API bench: $WORKERS gunicorn workers, wrk -t$THREADS -c$CONNECTIONS," \
+    "$ROUNDS rounds of ${SLICE}s a route, $(nproc 2>/dev/null || echo '?') cores, model $MODEL"
+"$PYTHON" - "$WORK" "$TICKS" <<'EOF'
+import statistics
 import sys
+from pathlib import Path
 
-livez, rec, batch, errors = (float(x) for x in sys.argv[1:])
+work, ticks_per_s = Path(sys.argv[1]), int(sys.argv[2])
+ROUTES = {"livez": "GET /livez", "recommendations": "POST /v1/recommendations",
+          "batch": "POST /v1/recommendations/batch"}
+rounds = {name: [[int(x) for x in line.split()] for line in (work / f"raw-{name}").open()]
+          for name in ROUTES}  # per round: requests, duration us, p50 us, p99 us, errors, ticks
+
+
+def summary(rows):
+    requests, seconds, ticks = sum(r[0] for r in rows), sum(r[1] for r in rows) / 1e6, [r[5] for r in rows]
+    cpu = f"{sum(ticks) / ticks_per_s * 1e6 / requests:.0f}" if requests and min(ticks) >= 0 else "-"
+    return (requests / seconds if seconds else 0.0, statistics.median(r[2] for r in rows) / 1000,
+            max(r[3] for r in rows) / 1000, sum(r[4] for r in rows), cpu)
+
+
+row = "{:<34} {:>10} {:>9} {:>9} {:>7} {:>17}"
+print(row.format("route", "req/s", "p50 ms", "p99 ms", "errors", "worker CPU us/req"))
+totals = {}
+for name, label in ROUTES.items():
+    rps, p50, p99, errors, cpu = totals[name] = summary(rounds[name])
+    print(row.format(label, f"{rps:.1f}", f"{p50:.2f}", f"{p99:.2f}", errors, cpu))
+print(f"batch items/s (100 a request): {totals['batch'][0] * 100:,.0f}")
+livez, rec = totals["livez"][0], totals["recommendations"][0]
 ratio = rec / livez if livez else 0.0
-print(f"batch items/s (100 a request): {batch * 100:,.0f}")
+by_round = [(r[0] / r[1]) / (z[0] / z[1]) if z[0] and r[1] else 0.0
+            for r, z in zip(rounds["recommendations"], rounds["livez"])]
+errors = sum(t[3] for t in totals.values())
 verdict = "met" if ratio >= 0.5 and errors == 0 else "NOT met"
-print(f"recommendations / livez: {ratio:.2f} (goal >= 0.50 with 0 errors: {verdict})")
+print(f"recommendations / livez: {ratio:.2f} (goal >= 0.50 with 0 errors: {verdict});"
+      f" by round: {' '.join(f'{x:.2f}' for x in by_round)}")
 EOF
