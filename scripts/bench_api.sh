@@ -203,8 +203,8 @@ row = "{:<34} {:>10} {:>9} {:>9} {:>7} {:>17}"
 print(row.format("route", "req/s", "p50 ms", "p99 ms", "errors", "worker CPU us/req"))
 totals = {}
 for name, label in ROUTES.items():
-    rps, p50, p99, errors, cpu = totals[name] = summary(rounds[name])
-    print(row.format(label, f"{rps:.1f}", f"{p50:.2f}", f"{p99:.2f}", errors, cpu))
+    rps, p50, p99, failed, cpu = totals[name] = summary(rounds[name])
+    print(row.format(label, f"{rps:.1f}", f"{p50:.2f}", f"{p99:.2f}", failed, cpu))
 print(f"batch items/s (100 a request): {totals['batch'][0] * 100:,.0f}")
 livez, rec = totals["livez"][0], totals["recommendations"][0]
 ratio = rec / livez if livez else 0.0

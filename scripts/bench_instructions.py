@@ -11,7 +11,9 @@ couple of minutes. Uses the registry's champion (HEELDROP_MODELS_DIR), training 
 With --api it counts HTTP requests instead, through the WSGI app in-process (a temporary
 database, key and metrics folder; logs on): `GET /livez` against `POST /v1/recommendations`
 with the same request. scripts/bench_api.sh measures the same two routes under gunicorn, where
-each request also pays the server and the kernel, which these counts leave out.
+each request also pays the server and the kernel, which these counts leave out. Unlike the
+core counts, these moved by a few per cent between runs (perhaps the app's timers, which run
+as long as the slow run lasts).
 
     python scripts/bench_instructions.py [--calls 1000] [--api]
 """
@@ -107,7 +109,7 @@ def main() -> None:
     model = champion(Config())
     models = str(model.folder.parent.parent)  # <models>/registry/<version>
     if args.api:
-        api(models, args.calls)
+        api(API_CHILD.format(models=models, body=json.dumps(REQUEST).encode()), args.calls)
         return
     code = CHILD.format(request=json.dumps(REQUEST), models=models, version=model.version)
     per_call = {}
@@ -121,10 +123,7 @@ def main() -> None:
     print("  (goal: whole request <= 2.00 x marshmallow's validation)")
 
 
-def api(models: str, calls: int) -> None:
-    from bench_recommend import REQUEST
-
-    code = API_CHILD.format(models=models, body=json.dumps(REQUEST).encode())
+def api(code: str, calls: int) -> None:
     base = instructions(code, "", 0)
     per_call = {
         route: (instructions(code, route, calls) - base) / calls
