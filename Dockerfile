@@ -37,7 +37,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin heeldrop
 WORKDIR /app
 
-# make install builds the rule kernel (service/_kernel.c) with the system's C compiler, which
+# make install builds the rule kernel (service/core/_kernel.c) with the system's C compiler, which
 # the slim image lacks: the same gcc a developer's machine has.
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
@@ -54,8 +54,6 @@ COPY service/ service/
 COPY scripts/ scripts/
 RUN .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e .
 
-# make model: the clinical cases are the retraining gate's (HEELDROP_CASES default path).
-COPY tests/cases/ tests/cases/
 RUN mkdir -p models data instance && chown heeldrop:heeldrop models data instance
 USER heeldrop
 ARG COHORT_ROWS=50000

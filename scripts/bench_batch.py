@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from service.batch_columns import OUTPUT
-from service.cohort import write_cohort
+from service.batch.columns import OUTPUT
 from service.config import Config
 from service.registry import Registry
-from service.retrain import retrain
+from service.training.cohort import write_cohort
+from service.training.retrain import retrain
 
 FLOOR = """
 import sys, pyarrow as pa, pyarrow.csv as pacsv

@@ -29,10 +29,10 @@ from pathlib import Path
 
 CHILD = """
 import json, sys
-from service.recommend import Recommender
+from service.core.recommend import Recommender
 from service.registry import Registry
 from marshmallow import Schema
-from service.schemas import load_request, request_schema
+from service.core.schema import load_request, request_schema
 request = json.loads({request!r})
 rec = Recommender(model=Registry({models!r}).load({version!r}))
 steps = {{
@@ -52,8 +52,8 @@ os.environ.update(
     HEELDROP_MODELS_DIR={models!r}, HEELDROP_DATABASE_URL="sqlite:///" + work + "/bench.db",
     HEELDROP_RATE_LIMIT="100000000/minute", PROMETHEUS_MULTIPROC_DIR=work,
 )
-from service import keys
-from service.app import create_app
+from service.db import keys
+from service.api.app import create_app
 from service.db import engine_for
 app = create_app()
 key = keys.create(engine_for(os.environ["HEELDROP_DATABASE_URL"]), "bench")

@@ -22,17 +22,17 @@ from typing import Any
 import numpy as np
 from marshmallow import Schema
 
-from service.cohort import simulate, write_cohort
-from service.columns import from_requests
-from service.combine import decide
 from service.config import Config
-from service.explain import render
-from service.features import features
-from service.recommend import Recommender
+from service.core.columns import from_requests
+from service.core.combine import decide
+from service.core.explain import render
+from service.core.features import features
+from service.core.recommend import Recommender
+from service.core.schema import load_request, request_schema
+from service.core.validate import check_frame
 from service.registry import Registry
-from service.retrain import retrain
-from service.schemas import load_request, request_schema
-from service.validate import check_frame
+from service.training.cohort import simulate, write_cohort
+from service.training.retrain import retrain
 
 REQUEST = {
     "client_ref": "bench-1",

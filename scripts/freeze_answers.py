@@ -24,12 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.cohort import _table, write_cohort
-from service.columns import from_requests
-from service.model import LinearSoftmax, ServingModel, compile_estimator
-from service.recommend import Recommender
-from service.rules import load_rules
-from service.training import fit, read_labelled
+from service.core.columns import from_requests
+from service.core.model import LinearSoftmax, ServingModel, compile_estimator
+from service.core.recommend import Recommender
+from service.core.rules import load_rules
+from service.training.cohort import _table, write_cohort
+from service.training.fit import fit, read_labelled
 
 OUTCOMES = ["outcome_band", "outcome_drop_mm"]
 
@@ -59,7 +59,9 @@ def strip(response: dict[str, Any]) -> dict[str, Any]:
 def floats(values: np.ndarray) -> pa.Array:
     if values.ndim == 1:
         return pa.array(values, pa.float64())
-    return pa.FixedSizeListArray.from_arrays(pa.array(values.ravel(), pa.float64()), values.shape[1])
+    return pa.FixedSizeListArray.from_arrays(
+        pa.array(values.ravel(), pa.float64()), values.shape[1]
+    )
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from service.config import Config
-from service.errors import HeeldropError, InvalidInput, ModelRefused, error_body
+from service.core.errors import HeeldropError, InvalidInput, ModelRefused, error_body
 
 EXIT_OK, EXIT_HELD_BACK, EXIT_BAD_INPUT = 0, 3, 2
 
@@ -18,7 +18,7 @@ def _invalid(exc: InvalidInput) -> dict[str, Any]:
 
 
 def _recommender(config: Config) -> Any:
-    from service.recommend import Recommender
+    from service.core.recommend import Recommender
     from service.registry import Registry
 
     try:
@@ -66,7 +66,7 @@ def _reject_constant(name: str) -> Any:
 
 
 def cmd_cohort(args: argparse.Namespace, config: Config) -> int:
-    from service.cohort import write_cohort
+    from service.training.cohort import write_cohort
 
     write_cohort(args.output, args.rows, args.seed)
     print(f"wrote {args.rows} simulated people to {args.output}", file=sys.stderr)
@@ -75,7 +75,7 @@ def cmd_cohort(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
     from service.registry import Registry
-    from service.retrain import Gates, retrain
+    from service.training.retrain import Gates, retrain
 
     registry = Registry(config.models_dir)
     try:
@@ -145,14 +145,13 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     os.environ["HEELDROP_BIND"] = f"{args.host}:{args.port}"
     if args.workers:
         os.environ["HEELDROP_WORKERS"] = str(args.workers)
-    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf"]
-    os.execv(sys.executable, [*gunicorn, "service.wsgi:app"])
+    gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:service.api.gunicorn_conf"]
+    os.execv(sys.executable, [*gunicorn, "service.api.wsgi:app"])
     return EXIT_OK  # not reached
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
-    from service import keys
-    from service.db import engine_for, upgrade
+    from service.db import engine_for, keys, upgrade
 
     upgrade(config.database_url)
     engine = engine_for(config.database_url)
@@ -212,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("--name", dest="name", help="the key's name (create)")
     key.add_argument("--admin", action="store_true", help="may also call /admin/*")
     key.set_defaults(func=cmd_keys)
-    from service import batch  # the batch door registers its own `score` subcommand
+    from service.batch import score as batch  # the batch door registers its own `score` subcommand
 
     batch.register(sub)
     return top

@@ -17,8 +17,10 @@ class Config:
     database_url: str = field(
         default_factory=lambda: _env("HEELDROP_DATABASE_URL", "sqlite:///instance/heeldrop.db")
     )
-    cases_path: Path = field(
-        default_factory=lambda: Path(_env("HEELDROP_CASES", "tests/cases/article_cases.json"))
+    cases_path: Path | None = field(
+        default_factory=lambda: (
+            Path(os.environ["HEELDROP_CASES"]) if os.environ.get("HEELDROP_CASES") else None
+        )
     )
     ratelimit_storage_url: str = field(
         default_factory=lambda: _env("HEELDROP_RATELIMIT_STORAGE_URL", "memory://")

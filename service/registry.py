@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from service.errors import HeeldropError
+from service.core.errors import HeeldropError
+from service.core.model import METADATA_FILE, ServingModel, load_model
 from service.files import atomic_write_text, fsync_dir
-from service.model import METADATA_FILE, ServingModel, load_model
 
 CHAMPION_FILE = "champion.json"
 

@@ -1,16 +1,12 @@
 """Shared fixtures: the rule table, a small trained registry, recommenders, apps and keys."""
 
-from pathlib import Path
-
 import pytest
 
-from service.cohort import write_cohort
-from service.recommend import Recommender
+from service.core.recommend import Recommender
+from service.core.rules import load_rules
 from service.registry import Registry
-from service.retrain import retrain
-from service.rules import load_rules
-
-CASES = Path(__file__).parent / "cases" / "article_cases.json"
+from service.training.cohort import write_cohort
+from service.training.retrain import retrain
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +25,7 @@ def cohort_csv(tmp_path_factory):
 def registry(tmp_path_factory, cohort_csv):
     """A registry holding one champion trained on a small simulated cohort."""
     reg = Registry(tmp_path_factory.mktemp("models"))
-    outcome = retrain([cohort_csv], "force", reg, CASES, seed=3)
+    outcome = retrain([cohort_csv], "force", reg, seed=3)
     assert outcome.promoted
     return reg
 
@@ -57,7 +53,7 @@ def db_url(tmp_path):
 @pytest.fixture
 def make_app(registry, db_url):
     """Build an app over the trained registry and a fresh database; overrides as keywords."""
-    from service.app import create_app
+    from service.api.app import create_app
 
     def make(**overrides):
         config = {"models_dir": registry.root.parent, "database_url": db_url, **overrides}
@@ -78,16 +74,14 @@ def client(app):
 
 @pytest.fixture
 def shop_key(app):
-    from service import keys
-    from service.db import engine_for
+    from service.db import engine_for, keys
 
     return keys.create(engine_for(app.config["HEELDROP"].database_url), "shop")
 
 
 @pytest.fixture
 def admin_key(app):
-    from service import keys
-    from service.db import engine_for
+    from service.db import engine_for, keys
 
     return keys.create(engine_for(app.config["HEELDROP"].database_url), "admin", admin=True)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from service.fields import FIELDS, Field
-from service.schemas import field_tree
+from service.core.fields import FIELDS, Field
+from service.core.schema import field_tree
 
 # Any JSON value, small: what a careless or hostile client might put anywhere.
 JSON = st.recursive(

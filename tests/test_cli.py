@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
-from service.schemas import RecommendationResponseSchema
+from service.core.schema import RecommendationResponseSchema
 
 REQUEST = {
     "client_ref": "cli-1",

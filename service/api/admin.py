@@ -8,7 +8,7 @@ from flask_smorest import Blueprint, abort
 from flask_smorest.error_handler import ErrorSchema
 from marshmallow import Schema, fields
 
-from service.errors import ModelRefused
+from service.core.errors import ModelRefused
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operations (admin keys)")
 

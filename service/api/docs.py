@@ -84,7 +84,7 @@ def _schemas(spec: dict[str, Any]) -> str:
 
 @blp.get("/docs")
 def docs() -> Response:
-    from service.app import api
+    from service.api.app import api
 
     spec = api.spec.to_dict()
     html = PAGE.format(

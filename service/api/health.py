@@ -2,7 +2,7 @@
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from service import metrics as prom
+from service.api import metrics as prom
 
 blp = Blueprint("health", __name__)
 

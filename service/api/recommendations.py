@@ -11,9 +11,9 @@ from marshmallow import Schema, fields, validate
 from webargs.core import _UNKNOWN_DEFAULT_PARAM
 from webargs.flaskparser import FlaskParser
 
-from service.errors import InvalidInput
-from service.metrics import count_answers
-from service.schemas import (
+from service.api.metrics import count_answers
+from service.core.errors import InvalidInput
+from service.core.schema import (
     Declined,
     QuickLoad,
     RecommendationResponseSchema,

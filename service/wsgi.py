@@ -1,5 +1,0 @@
-"""The WSGI entry point gunicorn imports: one app per worker process."""
-
-from service.app import create_app
-
-app = create_app()

@@ -1,0 +1,650 @@
+"""RULES.md's combining steps: referral, allowed interval, chosen band, small changes, direction,
+plan, confidence and the model's view; over whole columns as well as one request."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from service.core import _kernel as kernel
+from service.core.columns import from_requests
+from service.core.combine import DIRECTIONS, RULES_ONLY_CONFIDENCE, URGENCY, RuleBook, decide
+from service.core.explain import render
+from service.core.features import features
+from service.core.fields import BAND_MM, BANDS
+from service.core.rules import load_rules
+from service.core.schema import load_request
+from service.core.validate import check_frame
+from service.training.cohort import simulate
+
+
+def person(current: float, *, insert: float | None = None, ktw=8.0, **groups) -> dict:
+    """A request in `current` mm shoes, knee-to-wall 8 cm both sides unless `ktw` is None."""
+    footwear = {"current_drop_mm": current, **groups.pop("footwear", {})}
+    if insert is not None:
+        footwear["heel_insert_mm"] = insert
+    mobility = dict(groups.pop("mobility", {}))
+    if ktw is not None:
+        mobility["knee_to_wall_cm"] = {"left": ktw, "right": ktw}
+    request = {"footwear": footwear, **groups}
+    if mobility:
+        request["mobility"] = mobility
+    return request
+
+
+def firings(out: dict) -> dict[str, bool]:
+    """Rule id -> overruled, for every rule that fired."""
+    return {f["id"]: f["overruled"] for f in out["explanation"]["rules"]}
+
+
+def advice_ids(out: dict) -> list[str]:
+    return [a["id"] for a in out["advice"]]
+
+
+def span(out: dict) -> tuple[int, int]:
+    drop = out["recommendation"]["drop_mm"]
+    return drop["min"], drop["max"]
+
+
+def probs_for(*tops: str, p: float = 0.6) -> np.ndarray:
+    """One row per band name: that band at p, the rest sharing 1 - p."""
+    rows = np.full((len(tops), len(BANDS)), (1 - p) / (len(BANDS) - 1))
+    for i, top in enumerate(tops):
+        rows[i, BANDS.index(top)] = p
+    return rows
+
+
+def decisions(rules, requests: list[dict], probs: np.ndarray | None = None):
+    ctx = features(from_requests([load_request(r) for r in requests]))[0]
+    return decide(ctx, RuleBook(rules), probs)
+
+
+def fired(d, rule_id: str, i: int = 0) -> bool:
+    return bool(d.fired[i, d.book.index[rule_id]])
+
+
+def overruled(d, rule_id: str, i: int = 0) -> bool:
+    return bool(d.overruled[i, d.book.index[rule_id]])
+
+
+RUNNER = {"primary": "running", "running_years": 3}
+CANNOT_WALK = {"can_walk_four_steps": False}
+
+# Requests touching every combining step, for the checks that hold on any answer.
+VARIETY = [
+    person(10),
+    person(10, ktw=None),
+    person(10, ktw=12.0),
+    person(16, ktw=12.0),
+    person(1, symptoms={"calf_tightness": 4, "started_after_shoe_change": True}),
+    person(2, ktw=5.0),
+    person(3, ktw=5.0),
+    person(5, symptoms={"achilles_pain": 3, "forefoot_pain": 3}),
+    person(8, activity=RUNNER, symptoms={"forefoot_pain": 3}),
+    person(9, symptoms={"achilles_pain": 3, "knee_pain": 3}),
+    person(12, symptoms={"forefoot_pain": 3}, person={"body_mass_kg": 85}),
+    person(22, symptoms={"forefoot_pain": 5}, footwear={"years_in_heeled_shoes": 20}),
+    person(20, activity={"primary": "weightlifting"}),
+    person(9, insert=0.5, history=CANNOT_WALK, symptoms={"forefoot_pain": 3}),
+    person(10, history={"weeks_since_ankle_surgery": 8}),
+    person(12, ktw=None, symptoms={"night_or_rest_pain": True, "forefoot_pain": 3}),
+    person(7, history={"weeks_since_ankle_surgery": 30}, symptoms={"knee_pain": 4}),
+    person(4, ktw=5.0, mobility={"restriction_felt": "front"}),
+]
+
+
+# Step 2: the allowed interval
+
+
+def test_a_runner_floor_of_seven_overrules_the_forefoot_ceiling_but_keeps_its_warning(rules_only):
+    out = rules_only.recommend(person(8, activity=RUNNER, symptoms={"forefoot_pain": 3}))
+    assert firings(out)["HD014"] is False
+    assert firings(out)["HD015"] is True
+    assert span(out) == (7, 10)
+    assert "HD015" in advice_ids(out)  # the bone-stress warning stands though the bound yields
+    assert "Set aside for a higher-priority rule" in out["explanation"]["summary"]
+
+
+def test_achilles_pain_holds_the_floor_at_the_current_nine_mm_against_the_knee_ceiling(
+    rules_only,
+):
+    out = rules_only.recommend(person(9, symptoms={"achilles_pain": 3, "knee_pain": 3}))
+    assert firings(out)["HD011"] is False
+    assert firings(out)["HD016"] is True
+    assert span(out) == (9, 10)
+    assert out["recommendation"]["direction"] == "keep"
+
+
+def test_achilles_pain_sets_a_floor_of_eight_mm_over_the_forefoot_ceiling(rules_only):
+    out = rules_only.recommend(person(5, symptoms={"achilles_pain": 3, "forefoot_pain": 3}))
+    assert firings(out)["HD011"] is False
+    assert firings(out)["HD015"] is True
+    assert span(out) == (8, 10)
+    assert out["recommendation"]["direction"] == "raise"
+
+
+def test_achilles_pain_in_lift_shoes_overrules_the_daily_shoe_cap(rules_only):
+    out = rules_only.recommend(person(16, symptoms={"achilles_pain": 4}))
+    assert firings(out)["HD019"] is True
+    assert span(out) == (16, 30)
+    assert out["recommendation"]["band"] == "lift"
+
+
+def test_the_surgery_floor_overrules_the_front_block_ceiling(rules_only):
+    out = rules_only.recommend(
+        person(
+            12, history={"weeks_since_ankle_surgery": 40}, mobility={"restriction_felt": "front"}
+        )
+    )
+    assert firings(out)["HD018"] is False
+    assert firings(out)["HD017"] is True
+    assert span(out) == (12, 14)
+
+
+def test_a_floor_and_a_ceiling_that_meet_leave_a_single_value(rules_only):
+    out = rules_only.recommend(person(9, symptoms={"plantar_heel_pain": 3, "forefoot_pain": 3}))
+    assert firings(out)["HD013"] is False
+    assert firings(out)["HD015"] is False
+    assert span(out) == (6, 6)
+
+
+def test_an_overruled_bound_is_never_dropped_silently(rules):
+    d = decisions(rules, [person(8, activity=RUNNER, symptoms={"forefoot_pain": 3})])
+    assert fired(d, "HD015") and overruled(d, "HD015")
+    assert (d.allowed_min[0], d.allowed_max[0]) == (7.0, 14.0)
+
+
+@pytest.mark.parametrize("request_", VARIETY)
+def test_the_interval_and_range_are_never_empty(rules, request_):
+    d = decisions(rules, [request_])
+    assert d.allowed_min[0] <= d.allowed_max[0]
+    assert 0 <= d.range_min[0] <= d.range_max[0] <= 30
+
+
+# Step 1: referral
+
+
+def test_a_hard_referral_keeps_the_current_drop_and_overrules_everything_else(rules_only):
+    request = person(
+        9,
+        insert=0.5,
+        ktw=None,
+        history={**CANNOT_WALK, "leg_length_difference_mm": 12, "ankle_sprains_past_2_years": 3},
+        symptoms={"achilles_pain": 4, "forefoot_pain": 3, "night_or_rest_pain": True},
+        activity={"primary": "weightlifting"},
+    )
+    out = rules_only.recommend(request)
+    rec = out["recommendation"]
+    assert span(out) == (9, 10)
+    assert rec["band"] == "moderate"
+    assert rec["direction"] == "keep"
+    assert rec["transition_plan"] == []
+    assert rec["confidence"] == pytest.approx(RULES_ONLY_CONFIDENCE * 0.5)
+    assert rec["referral"]["urgency"] == "today"
+    assert out["advice"] == []
+    fired = firings(out)
+    assert fired.pop("HD001") is False
+    assert {"HD003", "HD011", "HD015", "HD041", "HD043", "HD044", "HD045"} <= set(fired)
+    assert all(fired.values())
+    assert "keep your current 9.5 mm" in out["explanation"]["summary"]
+
+
+def test_a_referral_soon_keeps_an_integer_current_drop_exactly(rules_only):
+    out = rules_only.recommend(person(11, history={"weeks_since_ankle_injury": 2}))
+    assert span(out) == (11, 11)
+    assert out["recommendation"]["band"] == "high"
+    assert out["recommendation"]["referral"]["urgency"] == "soon"
+    assert firings(out) == {"HD002": False, "HD019": True}
+
+
+def test_a_referral_today_and_soon_together_is_today_with_both_reasons(rules_only):
+    history = {**CANNOT_WALK, "diabetes_or_neuropathy": True}
+    out = rules_only.recommend(person(10, history=history))
+    referral = out["recommendation"]["referral"]
+    assert referral["urgency"] == "today"
+    assert len(referral["reasons"]) == 2
+    assert any("four steps" in r for r in referral["reasons"])
+    assert any("diabetes" in r for r in referral["reasons"])
+    assert firings(out)["HD001"] is False and firings(out)["HD002"] is False
+
+
+def test_a_hard_referral_overrules_the_provisional_referral(rules_only):
+    request = person(10, history={"weeks_since_ankle_injury": 3},
+                     symptoms={"night_or_rest_pain": True})  # fmt: skip
+    out = rules_only.recommend(request)
+    assert firings(out)["HD003"] is True
+    referral = out["recommendation"]["referral"]
+    assert referral["urgency"] == "soon"
+    assert not any("night" in r for r in referral["reasons"])
+    assert out["recommendation"]["confidence"] == pytest.approx(0.25)
+
+
+def test_persistent_signs_give_a_provisional_answer_with_confidence_times_0_7(rules_only):
+    request = person(12, symptoms={"night_or_rest_pain": True, "forefoot_pain": 3})
+    out = rules_only.recommend(request)
+    rec = out["recommendation"]
+    assert span(out) == (3, 6)
+    assert rec["direction"] == "lower_gradually"
+    assert rec["transition_plan"]
+    assert rec["confidence"] == pytest.approx(RULES_ONLY_CONFIDENCE * 0.7)
+    assert rec["referral"]["urgency"] == "soon"
+    assert len(rec["referral"]["reasons"]) == 1
+    assert "night" in rec["referral"]["reasons"][0]
+    assert firings(out)["HD003"] is False and firings(out)["HD015"] is False
+    assert "HD003" in advice_ids(out)
+
+
+def test_the_provisional_factor_compounds_with_a_missing_measure(rules_only):
+    out = rules_only.recommend(person(10, ktw=None, symptoms={"night_or_rest_pain": True}))
+    assert out["recommendation"]["confidence"] == pytest.approx(RULES_ONLY_CONFIDENCE * 0.7 * 0.7)
+
+
+@pytest.mark.parametrize("request_", VARIETY)
+def test_refer_to_clinician_is_true_exactly_when_there_is_a_referral(rules_only, request_):
+    rec = rules_only.recommend(request_)["recommendation"]
+    assert rec["refer_to_clinician"] is (rec["referral"] is not None)
+    if rec["referral"] is not None:
+        assert rec["referral"]["urgency"] in URGENCY[1:]
+        assert rec["referral"]["reasons"]
+
+
+# Steps 3 and 4: chosen band, content-keep and small changes
+
+
+def test_the_chosen_band_is_the_models_best_among_those_the_interval_allows(rules):
+    probs = np.array([[0.20, 0.25, 0.05, 0.45, 0.05]])
+    d = decisions(rules, [person(12, symptoms={"forefoot_pain": 3})], probs)
+    assert BANDS[d.model_band[0]] == "high"
+    assert BANDS[d.band[0]] == "low"
+    assert (d.range_min[0], d.range_max[0]) == (3, 6)
+    assert d.confidence[0] == pytest.approx(0.25)
+
+
+def test_content_keep_replaces_the_models_band_by_the_band_of_current(rules):
+    d = decisions(rules, [person(10, ktw=12.0)], probs_for("zero", p=0.7))
+    assert fired(d, "HD050") and not overruled(d, "HD050")
+    assert BANDS[d.band[0]] == "moderate"
+    assert (d.range_min[0], d.range_max[0]) == (7, 10)
+    assert d.confidence[0] == pytest.approx(0.3 / 4)  # not renormalised
+
+
+def test_without_content_keep_the_models_band_stands(rules):
+    d = decisions(rules, [person(10, ktw=9.0)], probs_for("low", p=0.7))
+    assert not fired(d, "HD050")
+    assert BANDS[d.band[0]] == "low"
+    assert DIRECTIONS[d.direction[0]] == "lower_gradually"
+    assert d.confidence[0] == pytest.approx(0.7)
+
+
+def test_content_keep_is_overruled_when_the_band_of_current_is_not_allowed(rules_only):
+    out = rules_only.recommend(person(16, ktw=12.0))
+    assert firings(out)["HD050"] is True
+    assert out["recommendation"]["band"] == "high"
+    assert out["recommendation"]["drop_mm"]["min"] >= BAND_MM["high"][0]
+
+
+def test_content_keep_holds_for_a_lifter_in_lift_shoes(rules_only):
+    out = rules_only.recommend(person(16, ktw=12.0, activity={"primary": "weightlifting"}))
+    assert firings(out)["HD050"] is False
+    assert out["recommendation"]["band"] == "lift"
+    assert span(out) == (15, 30)
+
+
+@pytest.mark.parametrize(
+    ("current", "expected", "direction"),
+    [(4, (0, 4), "keep"), (5, (0, 2), "lower_gradually")],
+)
+def test_small_changes_widen_the_range_to_include_current_within_two_mm(
+    rules, current, expected, direction
+):
+    d = decisions(rules, [person(current)], probs_for("zero"))
+    assert BANDS[d.band[0]] == "zero"
+    assert (d.range_min[0], d.range_max[0]) == expected
+    assert DIRECTIONS[d.direction[0]] == direction
+    assert fired(d, "HD051") is (direction == "keep")
+
+
+# Step 5: direction and plan
+
+
+@pytest.mark.parametrize(
+    ("request_", "direction"),
+    [
+        pytest.param(person(10), "keep", id="inside-the-range"),
+        pytest.param(person(9, symptoms={"forefoot_pain": 3}), "lower_gradually", id="above"),
+        pytest.param(person(3, ktw=5.0), "raise", id="below-from-3-mm"),
+        pytest.param(person(2, insert=0.5, ktw=5.0), "raise", id="below-from-2.5-mm"),
+        pytest.param(person(2, ktw=5.0), "step_back_up", id="below-from-2-mm"),
+        pytest.param(person(0, ktw=5.0), "step_back_up", id="below-from-0-mm"),
+    ],
+)
+def test_the_direction_follows_spec(rules_only, request_, direction):
+    assert rules_only.recommend(request_)["recommendation"]["direction"] == direction
+
+
+@pytest.mark.parametrize("request_", VARIETY)
+def test_the_direction_agrees_with_where_current_lies(rules_only, request_):
+    rec = rules_only.recommend(request_)["recommendation"]
+    current = request_["footwear"]["current_drop_mm"] + request_["footwear"].get(
+        "heel_insert_mm", 0
+    )
+    lo, hi = rec["drop_mm"]["min"], rec["drop_mm"]["max"]
+    if lo <= current <= hi:
+        assert rec["direction"] == "keep"
+        assert rec["transition_plan"] == []
+    elif current > hi:
+        assert rec["direction"] == "lower_gradually"
+    else:
+        assert rec["direction"] == ("step_back_up" if current <= 2 else "raise")
+
+
+@pytest.mark.parametrize("current", [9, 10, 11, 12.5, 13, 14, 17, 19.5, 22, 26, 30])
+def test_lowering_steps_down_at_most_four_mm_and_ends_at_the_range_max(rules_only, current):
+    lifter = {"primary": "weightlifting"}
+    out = rules_only.recommend(person(current, symptoms={"forefoot_pain": 3}, activity=lifter))
+    rec = out["recommendation"]
+    assert rec["direction"] == "lower_gradually"
+    steps = rec["transition_plan"]
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
+    drops = [current] + [s["drop_mm"] for s in steps]
+    assert all(0 < a - b <= 4 for a, b in itertools.pairwise(drops))
+    assert steps[-1]["drop_mm"] == rec["drop_mm"]["max"] == 6
+    assert len(steps) == math.ceil((current - 6) / 4)
+    assert {s["weeks"] for s in steps} == {4}
+    assert rec["follow_up"]["retest_weeks"] == 4
+    assert firings(out)["HD030"] is False
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param({"person": {"body_mass_kg": 80}}, id="heavy"),
+        pytest.param({"activity": {"running_km_per_week": 40}}, id="high-mileage"),
+        pytest.param({"history": {"previous_stress_fracture": True}}, id="stress-fracture"),
+        pytest.param({"footwear": {"years_in_heeled_shoes": 25}}, id="long-heeled-history"),
+    ],
+)
+def test_a_loaded_or_long_heeled_transition_takes_six_weeks_a_step(rules_only, extra):
+    out = rules_only.recommend(person(14, symptoms={"forefoot_pain": 3}, **extra))
+    steps = out["recommendation"]["transition_plan"]
+    assert [s["drop_mm"] for s in steps] == [10, 6]
+    assert {s["weeks"] for s in steps} == {6}
+    assert out["recommendation"]["follow_up"]["retest_weeks"] == 6
+
+
+@pytest.mark.parametrize(
+    ("request_", "target"),
+    [
+        pytest.param(person(3, ktw=5.0), 6, id="raise"),
+        pytest.param(person(5, symptoms={"achilles_pain": 3}), 8, id="raise-for-achilles"),
+        pytest.param(person(0, ktw=5.0), 6, id="step-back-up"),
+        pytest.param(
+            person(1, symptoms={"calf_tightness": 4, "started_after_shoe_change": True}),
+            4,
+            id="step-back-up-from-zero-drop",
+        ),
+    ],
+)
+def test_a_raise_is_one_step_to_the_range_min(rules_only, request_, target):
+    rec = rules_only.recommend(request_)["recommendation"]
+    assert rec["drop_mm"]["min"] == target
+    assert [(s["step"], s["drop_mm"], s["weeks"]) for s in rec["transition_plan"]] == [
+        (1, target, 4)
+    ]
+
+
+def test_keeping_has_no_plan_and_a_four_week_retest(rules_only):
+    rec = rules_only.recommend(person(10, person={"body_mass_kg": 90}))["recommendation"]
+    assert rec["direction"] == "keep"
+    assert rec["transition_plan"] == []
+    assert rec["follow_up"]["retest_weeks"] == 4
+    assert "2 or more" in rec["follow_up"]["step_back_if"]
+
+
+# Step 6: confidence, and the model's view
+
+
+def test_the_rules_alone_use_the_documented_base_confidence(rules_only):
+    out = rules_only.recommend(person(10))
+    assert out["recommendation"]["confidence"] == pytest.approx(RULES_ONLY_CONFIDENCE)
+    assert out["degraded"] is True
+    assert out["explanation"]["model"]["version"] is None
+    assert out["explanation"]["model"]["overridden_by_rules"] is False
+
+
+def expected_factor(out: dict, rules) -> float:
+    factor = {r.id: r.confidence for r in rules if r.confidence is not None}
+    active = [rid for rid, over in firings(out).items() if not over]
+    result = math.prod(factor.get(rid, 1.0) for rid in active)
+    if {"HD001", "HD002"} & set(active):
+        result *= 0.5
+    return result
+
+
+@pytest.mark.parametrize("request_", VARIETY)
+def test_with_the_model_confidence_is_the_chosen_bands_probability_times_the_factors(
+    recommender, rules, request_
+):
+    out = recommender.recommend(request_)
+    view = out["explanation"]["model"]
+    p = view["band_probabilities"][out["recommendation"]["band"]]
+    expected = p * expected_factor(out, rules)
+    assert out["recommendation"]["confidence"] == pytest.approx(expected, abs=2e-4)
+
+
+@pytest.mark.parametrize("request_", VARIETY)
+def test_with_the_model_its_view_is_consistent(recommender, request_):
+    out = recommender.recommend(request_)
+    view = out["explanation"]["model"]
+    probs = view["band_probabilities"]
+    assert list(probs) == list(BANDS)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
+    assert view["top_band"] == max(probs, key=probs.get)
+    assert view["overridden_by_rules"] is (view["top_band"] != out["recommendation"]["band"])
+    assert view["version"]
+    assert out["degraded"] is False
+
+
+def test_with_the_model_a_hard_referral_halves_the_probability_of_the_current_band(recommender):
+    out = recommender.recommend(person(12, history=CANNOT_WALK, ktw=None))
+    rec = out["recommendation"]
+    assert rec["band"] == "high"
+    assert span(out) == (12, 12)
+    p = out["explanation"]["model"]["band_probabilities"]["high"]
+    assert rec["confidence"] == pytest.approx(p * 0.5, abs=2e-4)
+
+
+def test_the_model_and_the_rules_alone_agree_on_the_bounds(recommender, rules_only):
+    for request_ in VARIETY:
+        with_model = recommender.recommend(request_)
+        alone = rules_only.recommend(request_)
+        assert {k: v for k, v in firings(with_model).items() if k < "HD050"} == {
+            k: v for k, v in firings(alone).items() if k < "HD050"
+        }
+        assert with_model["recommendation"]["referral"] == alone["recommendation"]["referral"]
+
+
+# One call for many rows
+
+
+DECISION_ROWS = (
+    "band", "model_band", "allowed_min", "allowed_max", "range_min", "range_max", "direction",
+    "pace_weeks", "confidence", "urgency", "fired", "overruled", "advice",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("with_probs", [False, True], ids=["rules-only", "model-probs"])
+def test_three_rows_in_one_call_decide_as_three_separate_calls(rules, with_probs):
+    requests = [
+        person(9, insert=0.5, history=CANNOT_WALK),
+        person(14, symptoms={"forefoot_pain": 3}, person={"body_mass_kg": 90}),
+        person(1, ktw=None, symptoms={"calf_tightness": 4, "started_after_shoe_change": True}),
+    ]
+    probs = probs_for("lift", "high", "zero") if with_probs else None
+    together = decisions(rules, requests, probs)
+    assert [DIRECTIONS[k] for k in together.direction] == [
+        "keep",
+        "lower_gradually",
+        "step_back_up",
+    ]
+    assert together.urgency.tolist() == [URGENCY.index("today"), 0, 0]
+    for i, request_ in enumerate(requests):
+        alone = decisions(rules, [request_], None if probs is None else probs[i : i + 1])
+        for name in DECISION_ROWS:
+            assert np.array_equal(getattr(together, name)[i], getattr(alone, name)[0]), name
+        for name in ("floors", "ceilings"):
+            # bounds are kept for the rules that fired on some row of the call
+            mine, theirs = getattr(together, name), getattr(alone, name)
+            assert theirs.keys() <= mine.keys(), name
+            for rule_id in theirs:
+                assert mine[rule_id][i] == theirs[rule_id][0], (name, rule_id)
+
+
+def test_a_batch_of_requests_answers_each_as_alone(rules_only):
+    batch = rules_only.explain(VARIETY)
+    for request_, out in zip(VARIETY, batch, strict=True):
+        alone = rules_only.recommend(request_)
+        assert {**out, "request_id": None} == {**alone, "request_id": None}
+
+
+def test_conditions_wait_for_the_stage_whose_outcome_they_read(rules):
+    book = RuleBook(rules)
+    assert book.late == {"HD046", "HD050", "HD051", "HD030", "HD031", "HD032"}
+    # the program's segments: every other condition first, then one per stage in order; only
+    # the stages with such a rule have code of their own (referral and bounds have none)
+    sizes = np.diff(book.program.bounds).tolist()
+    assert sizes[0] > 0 and sizes[1:3] == [0, 0] and all(sizes[3:])
+
+
+def test_the_summary_gives_the_reason_for_a_bound_that_ends_the_range(rules):
+    """Stepping back up from zero drop to the classifier's own band: HD010 did not move the band,
+    but its ceiling is the top of the range, so its message is part of the summary."""
+    request_ = person(
+        0, symptoms={"calf_tightness": 5, "started_after_shoe_change": True},
+        footwear={"weeks_in_current_drop": 10, "previous_drop_mm": 10},
+    )  # fmt: skip
+    cols = from_requests([load_request(request_)])
+    d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
+    out = render(d, None, None, None)[0]
+    hd010 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD010")
+    assert not hd010["overruled"] and not out["explanation"]["model"]["overridden_by_rules"]
+    assert out["recommendation"]["direction"] == "step_back_up"
+    assert span(out) == (7, 10)
+    assert hd010["message"] in out["explanation"]["summary"]
+
+
+def test_a_bound_far_from_the_range_stays_out_of_the_summary(rules_only):
+    """The everyday 14 mm cap is not a reason to keep 6 mm shoes."""
+    out = rules_only.recommend(person(6, ktw=12.0))
+    hd019 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD019")
+    assert span(out)[1] < 14
+    assert hd019["message"] not in out["explanation"]["summary"]
+
+
+def test_a_raise_is_explained_by_the_floor_that_demands_it_not_by_the_cap(rules):
+    """Achilles pain in 4 mm shoes: HD011's floor trims the classifier's band and is above the
+    current drop, so it is the reason; the 14 mm cap binds on the other side and is not."""
+    request_ = person(4, symptoms={"achilles_pain": 5}, activity={"primary": "running"})
+    cols = from_requests([load_request(request_)])
+    d = decide(features(cols)[0], RuleBook(rules), probs_for("moderate"))
+    out = render(d, None, None, None)[0]
+    messages = {f["id"]: f["message"] for f in out["explanation"]["rules"]}
+    assert out["recommendation"]["direction"] == "raise" and span(out) == (8, 10)
+    assert messages["HD011"] in out["explanation"]["summary"]
+    assert messages["HD019"] not in out["explanation"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("request_", "top", "says"),
+    [
+        pytest.param(person(10), "moderate", "The band is the classifier's most likely one (",
+                     id="the-classifier-chose-the-band"),
+        pytest.param(person(10, ktw=12.0), "moderate", "The classifier agrees: moderate is",
+                     id="content-keep-set-it-and-the-classifier-agrees"),
+        pytest.param(person(10, ktw=12.0), "low", "the rules above moved the answer to moderate",
+                     id="content-keep-moved-it"),
+        pytest.param(person(10, symptoms={"forefoot_pain": 4}), "moderate",
+                     "The classifier's own top band was moderate", id="a-ceiling-moved-it"),
+    ],
+)  # fmt: skip
+def test_the_summary_says_whether_the_classifier_chose_the_band_or_agreed(
+    rules, request_, top, says
+):
+    """'Agrees' only where a rule set the band and the classifier's top band is the same; where
+    the band is the classifier's own pick, the summary says that instead."""
+    cols = from_requests([load_request(request_)])
+    d = decide(features(cols)[0], RuleBook(rules), probs_for(top))
+    summary = render(d, None, None, None)[0]["explanation"]["summary"]
+    assert says in summary
+    assert summary.count("classifier") == 1
+
+
+def test_the_kernel_refuses_a_rule_table_or_output_that_does_not_fit(rules):
+    """The kernel checks its layout before it reads a row: a register past the program's, a
+    stage it does not know or an output of the wrong size is a ValueError, never a crash."""
+    book = RuleBook(rules)
+    ctx = features(from_requests([load_request(person(8))]))[0]
+    n, nrules = 1, len(rules)
+
+    def run(table=book.table, flags_rows=n) -> None:
+        args = list(book._args)
+        args[6] = table
+        kernel.combine(
+            *args, book.program.context(ctx, n), n, np.empty((0, 5)),
+            np.empty((4, flags_rows, nrules), np.bool_), np.empty((2, nrules, n)),
+            np.empty((n, len(book.reason_regs)), np.bool_), np.empty((n, 10)),
+        )  # fmt: skip
+
+    run()  # the layout RuleBook built fits
+    for column, value in ((1, book.program.registers), (0, 6), (2, -5)):  # when, stage, floor
+        bad = book.table.copy()
+        bad[0, column] = value
+        with pytest.raises(ValueError, match="does not fit"):
+            run(table=bad)
+    with pytest.raises(ValueError, match="does not fit"):
+        run(flags_rows=2)
+
+
+def test_rows_across_the_kernels_blocks_decide_as_each_row_alone(rules):
+    """The kernel works in blocks of 256 rows: 600 varied rows (three blocks, the last one
+    short) give each row the decisions it gets alone."""
+    requests = [VARIETY[k % len(VARIETY)] for k in range(600)]
+    probs = probs_for(*(BANDS[k % len(BANDS)] for k in range(600)))
+    many = decisions(rules, requests, probs)
+    for i in (0, 255, 256, 257, 511, 512, 599):
+        one = decisions(rules, [requests[i]], probs[i : i + 1])
+        for name in ("fired", "overruled", "advice", "table"):
+            assert np.array_equal(getattr(many, name)[i], getattr(one, name)[0]), (i, name)
+
+
+def test_the_rules_that_shaped_an_answer_are_those_the_summary_rule_names():
+    """The kernel's `shaped` on 3000 simulated people, against its definition row by row: a
+    rule that set the band or widened the range; a binding end of the allowed interval that, on
+    its side, excluded the model's top band or trimmed the chosen band; a bound beyond the
+    current drop when the answer changes shoes."""
+    frame = simulate(3000, seed=5).drop(columns=["outcome_band", "outcome_drop_mm"])
+    cols = check_frame(frame).columns
+    ctx, _ = features(cols)
+    probs = np.random.default_rng(5).dirichlet(np.ones(5), size=len(frame))
+    rules = load_rules()
+    d = decide(ctx, RuleBook(rules), probs)
+    lo_of, hi_of = [BAND_MM[b][0] for b in BANDS], [BAND_MM[b][1] for b in BANDS]
+    seen = 0
+    for i in range(len(frame)):
+        lo, hi, now = d.allowed_min[i], d.allowed_max[i], d.ctx["current"][i]
+        band, top = int(d.band[i]), int(d.model_band[i])
+        changes = DIRECTIONS[d.direction[i]] != "keep"
+        for j, rule in enumerate(rules):
+            want = bool(rule.band) or rule.stage == "range"
+            if rule.floor is not None:
+                f = d.floors[rule.id][i]
+                low = hi_of[top] < lo or lo_of[band] < lo
+                want = want or (f == lo and low) or (changes and f > now)
+            if rule.ceiling is not None:
+                c = d.ceilings[rule.id][i]
+                high = lo_of[top] > hi or hi_of[band] > hi
+                want = want or (c == hi and high) or (changes and c < now)
+            assert d.shaped[i, j] == want, (i, rule.id)
+            seen += want and d.fired[i, j]
+    assert seen > 100  # the cohort exercises it

@@ -1,0 +1,161 @@
+"""The model file: skops only, checked on load, and a numpy path equal to scikit-learn's."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import skops.io as sio
+
+from service.core.errors import ModelRefused
+from service.core.features import FEATURES
+from service.core.fields import BANDS
+from service.core.model import (
+    METADATA_FILE,
+    MODEL_FILE,
+    SERVING_FILE,
+    compile_estimator,
+    load_estimator,
+    load_model,
+    sha256,
+)
+from service.training.fit import read_labelled
+
+
+@pytest.fixture
+def version_copy(registry, tmp_path):
+    """A copy of the champion's folder that a test may damage."""
+    folder = tmp_path / "v"
+    shutil.copytree(registry.root / registry.champion(), folder)
+    return folder
+
+
+def _edit_metadata(folder, **changes):
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    meta.update(changes)
+    (folder / METADATA_FILE).write_text(json.dumps(meta))
+
+
+def test_numpy_path_equals_scikit_learn_predict_proba_on_many_rows(model, cohort_csv):
+    X = read_labelled([cohort_csv]).X
+    order = [list(model.estimator.classes_).index(b) for b in BANDS]
+    expected = model.estimator.predict_proba(X)[:, order]
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=0, atol=1e-9)
+
+
+def test_numpy_path_gives_the_same_answer_for_one_row_as_in_a_batch(model, cohort_csv):
+    X = read_labelled([cohort_csv]).X[:50]
+    batch = model.predict_proba(X)
+    singles = np.vstack([model.predict_proba(X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(singles, batch, atol=1e-12)
+
+
+def test_model_round_trips_through_skops(model, version_copy):
+    reloaded = load_model(version_copy)
+    X = np.random.default_rng(0).normal(size=(20, len(FEATURES)))
+    np.testing.assert_allclose(reloaded.predict_proba(X), model.predict_proba(X))
+
+
+def test_served_parameters_are_the_estimators_to_the_last_bit(version_copy):
+    served = load_model(version_copy).fast
+    compiled = compile_estimator(load_estimator(version_copy))
+    for name in ("fill", "mean", "scale", "coef", "intercept"):
+        assert np.array_equal(getattr(served, name), getattr(compiled, name), equal_nan=True)
+    assert served.beta == compiled.beta
+
+
+def test_serving_a_model_imports_neither_scikit_learn_nor_skops(version_copy):
+    code = (
+        "import sys; from service.core.model import load_model; from service import batch; "
+        f"load_model({str(version_copy)!r}); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_version_registered_before_serving_json_is_compiled_from_its_estimator(
+    model, version_copy
+):
+    (version_copy / SERVING_FILE).unlink()
+    meta = json.loads((version_copy / METADATA_FILE).read_text())
+    del meta["serving_sha256"]
+    (version_copy / METADATA_FILE).write_text(json.dumps(meta))
+    X = np.random.default_rng(1).normal(size=(20, len(FEATURES)))
+    np.testing.assert_array_equal(load_model(version_copy).predict_proba(X), model.predict_proba(X))
+
+
+def test_metadata_records_versions_digest_metrics_and_features(model):
+    meta = model.metadata
+    assert meta["versions"]["scikit-learn"] and meta["versions"]["skops"]
+    assert len(meta["training_data"]["digest"]) == 64
+    assert meta["training_data"]["origin"] == "simulated"
+    assert {"macro_f1", "log_loss", "brier", "ece"} <= meta["metrics"].keys()
+    assert set(meta["cv"]) >= {"logistic_regression", "hist_gradient_boosting"}
+    assert meta["features"] == list(FEATURES)
+    assert len(meta["sha256"]) == len(meta["serving_sha256"]) == 64
+
+
+def test_a_tampered_model_file_is_refused(version_copy):
+    with open(version_copy / MODEL_FILE, "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(ModelRefused, match="sha256"):
+        load_model(version_copy)
+
+
+def test_a_tampered_serving_file_is_refused(version_copy):
+    served = json.loads((version_copy / SERVING_FILE).read_text())
+    served["intercept"][0] += 1.0
+    (version_copy / SERVING_FILE).write_text(json.dumps(served))
+    with pytest.raises(ModelRefused, match=r"serving\.json .*sha256"):
+        load_model(version_copy)
+
+
+def test_a_serving_file_of_the_wrong_shape_is_refused_even_with_its_sha256(version_copy):
+    served = json.loads((version_copy / SERVING_FILE).read_text())
+    served["coef"] = served["coef"][:4]
+    (version_copy / SERVING_FILE).write_text(json.dumps(served))
+    _edit_metadata(version_copy, serving_sha256=sha256(version_copy / SERVING_FILE))
+    with pytest.raises(ModelRefused, match="coef has shape"):
+        load_model(version_copy)
+
+
+def test_a_model_from_another_scikit_learn_version_is_refused(version_copy):
+    meta = json.loads((version_copy / METADATA_FILE).read_text())
+    _edit_metadata(version_copy, versions={**meta["versions"], "scikit-learn": "0.1.0"})
+    with pytest.raises(ModelRefused, match=r"scikit-learn 0\.1\.0"):
+        load_model(version_copy)
+
+
+def test_a_model_trained_on_other_features_is_refused(version_copy):
+    _edit_metadata(version_copy, features=["something_else"])
+    with pytest.raises(ModelRefused, match="features"):
+        load_model(version_copy)
+
+
+def test_a_model_file_with_untrusted_types_is_refused_when_the_estimator_loads(version_copy):
+    sio.dump(
+        {"payload": np.random.default_rng(0).random(3).tolist(), "f": print},
+        version_copy / MODEL_FILE,
+    )
+    _edit_metadata(version_copy, sha256=sha256(version_copy / MODEL_FILE))
+    with pytest.raises(ModelRefused, match="untrusted"):
+        load_estimator(version_copy)
+    with pytest.raises(ModelRefused, match="untrusted"):
+        _ = load_model(version_copy).estimator
+
+
+def test_missing_metadata_is_refused(version_copy):
+    (version_copy / METADATA_FILE).unlink()
+    with pytest.raises(ModelRefused, match="metadata"):
+        load_model(version_copy)
+
+
+def test_no_pickle_is_ever_loaded_or_written():
+    from pathlib import Path
+
+    source = "\n".join(p.read_text() for p in Path("service").rglob("*.py"))
+    assert "import pickle" not in source and "joblib" not in source
+    assert "allow_pickle" not in source
