@@ -2,7 +2,7 @@
 #
 # No Docker engine runs where this file was written, so it has not been built there. To keep it
 # honest, every step is the Makefile's, command for command, on the same lock file:
-#   make install  ->  (a C compiler) python -m venv .venv; pip install uv==0.13.9;
+#   make install  ->  python -m venv .venv; pip install uv==0.13.9;
 #                     uv pip install -r requirements.lock; uv pip install --no-deps -e .
 #   make model    ->  `heeldrop models show champion` or else `heeldrop cohort` + `heeldrop retrain
 #                     --promote force` (COHORT_ROWS, default 50000, as in the Makefile)
@@ -36,11 +36,6 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin heeldrop
 WORKDIR /app
-
-# make install builds the rule kernel (service/core/_kernel.c) with the system's C compiler, which
-# the slim image lacks: the same gcc a developer's machine has.
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
-    && rm -rf /var/lib/apt/lists/*
 
 # make install, step 1 ($(BIN)/uv): the virtual environment and the pinned uv.
 RUN python -m venv .venv \

@@ -12,12 +12,12 @@ $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
 
-$(VENV)/.installed: requirements.lock pyproject.toml service/core/_kernel.c | $(BIN)/uv
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml service/core/_kernel.c | $(BIN)/uv
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml | $(BIN)/uv
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(VENV)/.installed $@

@@ -24,28 +24,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from service.core.columns import from_requests
-from service.core.model import LinearSoftmax, ServingModel, compile_estimator
+from service.core.columns import from_requests, nest
+from service.core.model import LinearSoftmax, ServingModel
 from service.core.recommend import Recommender
 from service.core.rules import load_rules
-from service.training.cohort import _table, write_cohort
-from service.training.fit import fit, read_labelled
-
-OUTCOMES = ["outcome_band", "outcome_drop_mm"]
-
-
-def nested(record: dict[str, Any]) -> dict[str, Any]:
-    """A flat record of field paths as a nested request, absent values left out."""
-    request: dict[str, Any] = {}
-    for path, value in record.items():
-        if value is None:
-            continue
-        node = request
-        *groups, leaf = path.split(".")
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[leaf] = value
-    return request
+from service.training.cohort import requests_table, write_cohort
+from service.training.data import read_labelled
+from service.training.estimator import served
+from service.training.fit import fit
 
 
 def strip(response: dict[str, Any]) -> dict[str, Any]:
@@ -76,22 +62,22 @@ def main() -> None:
         train = Path(tmp) / "train.csv"
         write_cohort(train, 20_000, seed=args.seed + 1)
         estimator, _ = fit(read_labelled([train]), 0, load_rules())
-    params = compile_estimator(estimator).to_json()
+    params = served(estimator).to_json()
     (out / "serving.json").write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     model = ServingModel("frozen", {}, LinearSoftmax.from_json(params), out)
-    cohort = _table(args.rows, args.seed).drop_columns(OUTCOMES)
-    people = [nested(record) for record in cohort.to_pylist()]
+    cohort = requests_table(args.rows, args.seed)
+    people = [nest(record) for record in cohort.to_pylist()]
     arrays: dict[str, Any] = {f"request.{n}": cohort[n] for n in cohort.column_names}
-    for mode, served in (("model", model), ("rules", None)):
-        recommender = Recommender(model=served)
+    for mode, chosen in (("model", model), ("rules", None)):
+        recommender = Recommender(model=chosen)
         answers = recommender.explain(people, ["frozen"] * len(people))
         arrays[f"{mode}_answer"] = pa.array([json.dumps(strip(a), sort_keys=True) for a in answers])
-        d, _, factors = recommender._score(from_requests(people), factors=True)
-        arrays[f"{mode}_confidence"] = floats(np.array(d.confidence, dtype=np.float64))
-        if served is not None:
+        d = recommender.decide(from_requests(people), factors=True)
+        arrays[f"{mode}_confidence"] = floats(d.confidence)
+        if d.probs is not None and d.factors is not None:
             arrays["model_probs"] = floats(d.probs)
-            order = np.argsort(-np.abs(factors), axis=1, kind="stable")[:, :4]
-            arrays["model_factors"] = floats(np.take_along_axis(factors, order, axis=1))
+            order = np.argsort(-np.abs(d.factors), axis=1, kind="stable")[:, :4]
+            arrays["model_factors"] = floats(np.take_along_axis(d.factors, order, axis=1))
     pq.write_table(
         pa.table(arrays), out / "answers.parquet", compression="zstd", compression_level=19,
         data_page_size=1 << 24,

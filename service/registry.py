@@ -1,21 +1,110 @@
-"""The model registry: immutable version folders and an atomically replaced champion pointer."""
+"""The model registry: immutable version folders and an atomically replaced champion pointer.
+
+Each version folder holds the estimator (`model.skops`), the served evaluator's parameters
+(`serving.json`, JSON floats round-trip exactly), `metadata.json` and the report. Serving reads
+only the JSON and refuses a version unless every check passes, and never imports scikit-learn or
+skops (about 2.5 s of start-up); the estimator loads on demand (`load_estimator`).
+"""
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib import metadata as dist
 from pathlib import Path
 from typing import Any
 
-from service.core.errors import HeeldropError
-from service.core.model import METADATA_FILE, ServingModel, load_model
+from service.core.errors import HeeldropError, ModelRefused
+from service.core.features import FEATURES
+from service.core.model import LinearSoftmax, ServingModel
 from service.files import atomic_write_text, fsync_dir
 
 CHAMPION_FILE = "champion.json"
+MODEL_FILE = "model.skops"
+SERVING_FILE = "serving.json"
+METADATA_FILE = "metadata.json"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_model(estimator: Any, folder: Path) -> dict[str, str]:
+    """Write `model.skops` and `serving.json` into `folder`; their sha256s for the metadata."""
+    from service.training import estimator as estimators
+
+    estimators.save(estimator, folder / MODEL_FILE)
+    text = json.dumps(estimators.served(estimator).to_json(), indent=1) + "\n"
+    (folder / SERVING_FILE).write_text(text, encoding="utf-8")
+    return {"sha256": sha256(folder / MODEL_FILE), "serving_sha256": sha256(folder / SERVING_FILE)}
+
+
+def _checked_metadata(folder: Path) -> dict[str, Any]:
+    """metadata.json, once model.skops matches its sha256 and the code matches the model."""
+    try:
+        metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelRefused(f"{folder.name}: no readable metadata.json ({exc})") from None
+    _check_file(folder, MODEL_FILE, metadata.get("sha256"))
+    trained_with = metadata.get("versions", {}).get("scikit-learn")
+    try:
+        installed = dist.version("scikit-learn")
+    except dist.PackageNotFoundError:
+        installed = "not installed"
+    if trained_with != installed:
+        raise ModelRefused(
+            f"{folder.name}: trained with scikit-learn {trained_with}, "
+            f"this is {installed}; retrain it"
+        )
+    if tuple(metadata.get("features", ())) != FEATURES:
+        raise ModelRefused(f"{folder.name}: trained on other features than this code builds")
+    return metadata
+
+
+def _check_file(folder: Path, name: str, recorded: str | None) -> None:
+    path = folder / name
+    if not path.is_file() or sha256(path) != recorded:
+        raise ModelRefused(f"{folder.name}: {name} is missing or its sha256 does not match")
+
+
+def load_model(folder: str | Path) -> ServingModel:
+    """Load a registered version for serving, refusing it unless every check passes.
+
+    Reads `serving.json`, not the estimator. A version registered before that file existed
+    has no `serving_sha256`; it is compiled from its checked estimator instead.
+    """
+    folder = Path(folder)
+    metadata = _checked_metadata(folder)
+    if "serving_sha256" not in metadata:
+        from service.training import estimator as estimators
+
+        fast = estimators.served(estimators.load(folder / MODEL_FILE, folder.name))
+    else:
+        _check_file(folder, SERVING_FILE, metadata["serving_sha256"])
+        try:
+            data = json.loads((folder / SERVING_FILE).read_text(encoding="utf-8"))
+            fast = LinearSoftmax.from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelRefused(f"{folder.name}: {SERVING_FILE} could not be read ({exc})") from None
+    return ServingModel(str(metadata["version"]), metadata, fast, folder)
+
+
+def load_estimator(folder: str | Path) -> Any:
+    """The scikit-learn estimator of a registered version, checked; imports scikit-learn."""
+    from service.training import estimator as estimators
+
+    folder = Path(folder)
+    _checked_metadata(folder)
+    return estimators.load(folder / MODEL_FILE, folder.name)
 
 
 class RegistryError(HeeldropError):

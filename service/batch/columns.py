@@ -1,8 +1,8 @@
 """The rec_ columns of a scored chunk: validated, decided, and worded as the API answers.
 
-One chunk goes through the API's vectorised core (columnar validation, `Recommender.decide`);
-each column here is what the single-request response holds for that row, built for the whole
-chunk at once.
+One chunk goes through the API's vectorised core (columnar validation, `Recommender.decide`,
+the rules' messages and the summary's parts); each column here is what the single-request
+response holds for that row, built for the whole chunk at once.
 """
 
 from collections.abc import Mapping
@@ -16,7 +16,8 @@ import pyarrow.compute as pc
 from service.batch.reader import MALFORMED
 from service.core.combine import DIRECTIONS, Decisions
 from service.core.fields import BANDS
-from service.core.summaries import by_id, distinct, summaries
+from service.core.summary import slots
+from service.core.texts import Texts, distinct, messages
 from service.core.validate import check_columns
 
 if TYPE_CHECKING:  # the recommender (and marshmallow under it) loads only to score a file
@@ -58,7 +59,7 @@ def score_table(table: pa.Table, known: Mapping[str, str], recommender: "Recomme
     rec = {"rec_status": pc.if_else(pa.array(ok), "ok", "error"), "rec_error": errors}
     if ok.any():
         cols = checked.columns if ok.all() else {p: v[ok] for p, v in checked.columns.items()}
-        d, _ = recommender.decide(cols)
+        d = recommender.decide(cols)
         version = recommender.model.version if recommender.model else None
         rec |= {name: _spread(values, ok) for name, values in _decided(d, version).items()}
     else:
@@ -102,8 +103,17 @@ def round4(x: np.ndarray) -> np.ndarray:
 
 def rule_ids(d: Decisions) -> tuple[list[str], np.ndarray]:
     """Each row's applied rules (fired, not overruled) by id, joined by ';', as (texts, codes)."""
-    rules, fired, overruled = by_id(d)
-    active = fired & ~overruled
+    order = d.book.id_order
+    active = (d.fired & ~d.overruled)[order]
     first, codes = distinct(*np.packbits(active, axis=0))
-    ids = [r.id for r in rules]
+    ids = [d.book.rules[j].id for j in order]
     return [";".join(compress(ids, flags)) for flags in active[:, first].T.tolist()], codes
+
+
+def summaries(d: Decisions) -> pa.Array:
+    """Every row's summary: the core's parts for the chunk, joined in arrow."""
+    texts = Texts()
+    parts = slots(d, messages(d, texts), texts)
+    words = pa.array(texts.texts, type=pa.string())
+    columns = [pc.take(words, pa.array(codes, mask=codes == 0)) for codes in parts]
+    return pc.binary_join_element_wise(*columns, " ", null_handling="skip")

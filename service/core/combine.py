@@ -1,23 +1,21 @@
 """Rules and classifier combined as RULES.md says, over whole columns (one request is n = 1).
 
-The rules' expressions compile to one register program, and the compiled kernel
-(service/_kernel.c) runs it and every combining step in one pass over the rows: referral and
-the hard stop, the bounds in priority order, the band (the model's most probable band within
-the bounds), band and range rules, pace, overruling, advice, confidence and urgency. This module
-lays out the rule table for the kernel and gathers its outputs into `Decisions`.
+Each stage's rules are evaluated when the stage comes (a condition may read what an earlier
+stage decided: fired(), the allowed interval, the range), then its combining step runs over
+every row at once: referral and the hard stop, the bounds in priority order, advice, the band
+(the model's most probable band within the bounds), band and range rules, pace; then overruling,
+advice, confidence, urgency and direction. Firings are rules x rows boolean matrices, so the
+steps that look at every rule are a few array operations, not a loop over rows.
 """
 
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from service.core import _kernel as kernel
-from service.core.conditions import Node, Program
+from service.core.conditions import Node, Program, fired_name
 from service.core.features import BAND_HI, BAND_LO
-from service.core.rules import STAGE_VALUES, STAGES, Rule
+from service.core.rules import STAGES, Rule
 
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 URGENCY = ("", "soon", "today")
@@ -25,129 +23,50 @@ RULES_ONLY_CONFIDENCE = 0.5  # no model: a coin's confidence in the rules' least
 REFERRAL_CONFIDENCE = 0.5  # RULES.md step 1
 DEFAULT_PACE_WEEKS = 4  # one step's weeks when keeping or raising; also the retest interval
 MAX_DROP = 30.0  # the highest drop a range reaches, whatever the current shoe and insert
-# What the kernel is given besides the rule table (the order of L_* in _kernel.c)
-LIMITS = np.array(
-    [*BAND_LO, *BAND_HI, REFERRAL_CONFIDENCE, RULES_ONLY_CONFIDENCE, DEFAULT_PACE_WEEKS, MAX_DROP]
-)
-STAGE_NAMES = frozenset(name for values in STAGE_VALUES.values() for name in values)
-# The values the kernel writes for later stages, after the two it reads (R_* in _kernel.c).
-OUTPUTS = ("allowed_min", "allowed_max", "range_min", "range_max")
-LEADING = ("current", "current_band")
-# Columns of the rule table (T_* in _kernel.c) and of the kernel's per-row results (O_*).
-_TABLE = ("stage", "when", "floor", "ceiling", "advice_when", "urgency", "stops", "has_advice",
-          "band", "pace")  # fmt: skip
-# The kernel's per-row results (O_* in _kernel.c), as Decisions.table holds them.
-TABLE = ("allowed_min", "allowed_max", "model_band", "band", "range_min", "range_max",
-         "direction", "pace_weeks", "confidence", "urgency")  # fmt: skip
-_WHOLE = [TABLE.index(name) for name in ("model_band", "band", "range_min", "range_max",
-                                           "direction", "urgency")]  # fmt: skip
-_OUTPUT_COLUMNS = [(name, TABLE.index(name)) for name in OUTPUTS]
-_NO_PROBS = np.empty((0, 5))
+KEEP, LOWER, RAISE, STEP_BACK_UP = range(len(DIRECTIONS))
+
+
+def _parts(rule: Rule) -> dict[str, Node]:
+    """Every expression of a rule by its part; reasons by their position."""
+    parts = {"when": rule.when} | {f"reason{k}": r.when for k, r in enumerate(rule.reasons)}
+    for part in ("floor", "ceiling", "advice_when"):
+        tree = getattr(rule, part)
+        if tree is not None:
+            parts[part] = tree
+    return parts
+
+
+class Stage:
+    """One stage's rules (their indices in the book, in priority order) and one program for
+    all their expressions."""
+
+    def __init__(self, members: list[tuple[int, Rule]]):
+        self.members = members
+        self.keys: list[tuple[int, str]] = []
+        trees = []
+        for j, rule in members:
+            for part, tree in _parts(rule).items():
+                self.keys.append((j, part))
+                trees.append(tree)
+        self.program = Program(trees)
 
 
 class RuleBook:
-    """The rules as the kernel's program and table, in the order they are given (priority order
-    within a stage). A condition that reads an earlier stage's outcome (fired(), the range) runs
-    in that stage's segment of the program; every other one in the first segment."""
+    """The rules by stage, in the order they are given (priority order within a stage), and
+    each rule's effect as arrays over the rules."""
 
     def __init__(self, rules: tuple[Rule, ...]):
         self.rules = rules
         self.index = {rule.id: j for j, rule in enumerate(rules)}
         self.id_order = sorted(range(len(rules)), key=lambda j: rules[j].id)  # as answers list
-        self.late = frozenset(r.id for r in rules if any(_late(t) for t in _trees(r).values()))
-        segments: list[list[Node]] = [[] for _ in range(len(STAGES) + 1)]
-        keys: list[list[tuple[int, str]]] = [[] for _ in segments]
-        for j, rule in enumerate(rules):
-            k = STAGES.index(rule.stage) + 1 if rule.id in self.late else 0
-            for part, tree in _trees(rule).items():
-                segments[k].append(tree)
-                keys[k].append((j, part))
-        self.program = program = Program(
-            segments, leading=LEADING, outputs=OUTPUTS,
-            fired={rule.id: rule.when for rule in rules},
-        )  # fmt: skip
-        pairs = zip(keys, program.roots, strict=True)
-        reg = {key: r for ks, rs in pairs for key, r in zip(ks, rs, strict=True)}
-        self.table = np.array(
-            [
-                (
-                    STAGES.index(rule.stage),
-                    reg[j, "when"],
-                    reg.get((j, "floor"), -1),
-                    reg.get((j, "ceiling"), -1),
-                    reg.get((j, "advice_when"), -1),
-                    URGENCY.index(rule.referral or ""),
-                    bool(rule.referral) and not rule.provisional,
-                    rule.advice is not None,
-                    bool(rule.band),
-                    rule.pace_weeks or 0,
-                )
-                for j, rule in enumerate(rules)
-            ],
-            dtype=np.int32,
-        ).reshape(len(rules), len(_TABLE))
-        self.factor = np.array([r.confidence or 1.0 for r in rules], dtype=np.float64)
-        reason_of = [(j, k) for j, r in enumerate(rules) for k in range(len(r.reasons))]
-        self.reason_regs = np.array([reg[j, f"reason{k}"] for j, k in reason_of], np.int32)
-        # where Decisions finds each rule's reasons, floor and ceiling among the kernel's outputs
-        self.reason_columns = {
-            r.id: [q for q, (i, _) in enumerate(reason_of) if i == j]
-            for j, r in enumerate(rules)
-            if r.reasons
+        self.stages = {
+            name: Stage([(j, r) for j, r in enumerate(rules) if r.stage == name]) for name in STAGES
         }
-        self.floor_columns = {r.id: j for j, r in enumerate(rules) if r.floor is not None}
-        self.ceiling_columns = {r.id: j for j, r in enumerate(rules) if r.ceiling is not None}
-        self.special = np.array(
-            [program.slots[name] for name in LEADING] + [program.outputs[n] for n in OUTPUTS],
-            dtype=np.int32,
-        )
-        self._args = (program.code, program.registers, len(program.slots), program.creg,
-                      program.cval, program.bounds, self.table, self.factor, self.reason_regs,
-                      self.special, LIMITS)  # fmt: skip
-
-
-def _late(tree: Node) -> bool:
-    """Whether an expression reads what an earlier stage decided (fired(), the range)."""
-    if tree[0] == "fired" or (tree[0] == "name" and tree[1] in STAGE_NAMES):
-        return True
-    return tree[0] not in ("name", "const") and any(_late(child) for child in tree[1:])
-
-
-def _trees(rule: Rule) -> dict[str, Node]:
-    """Every expression of a rule by its part; reasons by their position."""
-    trees = {"when": rule.when} | {f"reason{k}": r.when for k, r in enumerate(rule.reasons)}
-    for part in ("floor", "ceiling", "advice_when"):
-        tree = getattr(rule, part)
-        if tree is not None:
-            trees[part] = tree
-    return trees
-
-
-class ByRule(Mapping[str, Any]):
-    """Rule id -> what a kernel output holds for that rule, taken out only when asked for (a
-    request's answer reads a few of them)."""
-
-    def __init__(self, columns: Mapping[str, Any], take: Callable[[Any], Any]):
-        self._columns, self._take = columns, take
-
-    def __getitem__(self, rule_id: str) -> Any:
-        return self._take(self._columns[rule_id])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._columns)
-
-    def __len__(self) -> int:
-        return len(self._columns)
-
-
-def _column(name: str, whole: bool = False) -> property:
-    """A per-row result read from Decisions.table when asked for (a request's answer reads the
-    table's row instead): floats as the kernel wrote them, or whole numbers as int64."""
-    k = TABLE.index(name)
-    if whole:
-        w = _WHOLE.index(k)
-        return property(lambda d: d.whole[w], doc=f"{name} of every row (int64)")
-    return property(lambda d: d.table[:, k], doc=f"{name} of every row")
+        self.stops = np.array([bool(r.referral) and not r.provisional for r in rules])
+        self.has_advice = np.array([r.advice is not None for r in rules])
+        self.factor = np.array([r.confidence or 1.0 for r in rules])
+        self.urgency = np.array([URGENCY.index(r.referral or "") for r in rules])
+        self.sets_band = np.array([bool(r.band) or r.stage == "range" for r in rules])
 
 
 @dataclass
@@ -155,57 +74,181 @@ class Decisions:
     """Everything decided for n rows, as arrays; `explain` turns a row into a response."""
 
     book: RuleBook
-    ctx: MutableMapping[str, Any]
-    probs: np.ndarray | None
-    fired: np.ndarray  # n x rules: the condition held
-    overruled: np.ndarray  # n x rules: it held but was set aside
-    advice: np.ndarray  # n x rules: its advice is given
-    shaped: np.ndarray  # n x rules: it shaped the answer (the summary says why by it)
-    floors: Mapping[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
-    ceilings: Mapping[str, np.ndarray]
-    reasons: Mapping[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
-    table: np.ndarray  # n x len(TABLE): the per-row results, as the kernel wrote them
-
-    allowed_min = _column("allowed_min")
-    allowed_max = _column("allowed_max")
-    pace_weeks = _column("pace_weeks")
-    confidence = _column("confidence")
-    model_band = _column("model_band", whole=True)
-    band = _column("band", whole=True)
-    range_min = _column("range_min", whole=True)
-    range_max = _column("range_max", whole=True)
-    direction = _column("direction", whole=True)
-    urgency = _column("urgency", whole=True)
-
-    @cached_property
-    def whole(self) -> np.ndarray:
-        """The whole-number results (_WHOLE's columns) as int64 rows, converted once."""
-        return self.table.T[_WHOLE].astype(np.int64)
+    ctx: dict[str, Any]
+    probs: np.ndarray | None  # n x bands, or None without a model
+    fired: np.ndarray  # rules x n: the condition held
+    overruled: np.ndarray  # rules x n: it held but was set aside
+    advice: np.ndarray  # rules x n: its advice is given
+    shaped: np.ndarray  # rules x n: it shaped the answer (the summary says why by it)
+    floors: dict[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
+    ceilings: dict[str, np.ndarray]
+    reasons: dict[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
+    allowed_min: np.ndarray
+    allowed_max: np.ndarray
+    model_band: np.ndarray  # the model's most probable band; -1 without a model
+    band: np.ndarray
+    range_min: np.ndarray  # int64
+    range_max: np.ndarray
+    direction: np.ndarray  # index into DIRECTIONS
+    pace_weeks: np.ndarray
+    confidence: np.ndarray
+    urgency: np.ndarray  # index into URGENCY
+    inputs: np.ndarray | None = field(default=None)  # the classifier's inputs, n x features
+    factors: np.ndarray | None = field(default=None)  # attributions, n x groups, when asked
 
 
-def decide(ctx: MutableMapping[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
-    """Run every combining step of RULES.md over all rows at once (in the kernel)."""
-    n = len(ctx["current"])
-    nrules = len(book.rules)
-    flags = np.empty((4, n, nrules), dtype=np.bool_)
-    bounds = np.empty((2, nrules, n))
-    held = np.empty((n, len(book.reason_regs)), dtype=np.bool_)
-    rows = np.empty((n, len(TABLE)))
-    given = _NO_PROBS if probs is None else np.ascontiguousarray(probs, dtype=np.float64)
-    kernel.combine(*book._args, book.program.context(ctx, n), n, given, flags, bounds, held, rows)
-    results = rows.T
-    ctx.update({name: results[k] for name, k in _OUTPUT_COLUMNS})  # for the templates
-    floors, ceilings, by_reason = bounds[0], bounds[1], held.T
+class _Run:
+    """One evaluation: the context, and what each stage's rules gave, filled in stage by stage.
+    A rule that fired on no row changes nothing, so the combining steps skip it."""
+
+    def __init__(self, book: RuleBook, ctx: dict[str, Any]):
+        self.book, self.ctx = book, ctx
+        self.n = n = len(ctx["current"])
+        self.fired = np.zeros((len(book.rules), n), dtype=bool)
+        self.advice_when = np.ones((len(book.rules), n), dtype=bool)
+        self.reasons: dict[str, list[np.ndarray]] = {}
+        self.floors: dict[str, np.ndarray] = {}
+        self.ceilings: dict[str, np.ndarray] = {}
+
+    def stage(self, name: str) -> list[tuple[int, Rule]]:
+        """Evaluate a stage's rules; those that fired on some row."""
+        stage = self.book.stages[name]
+        values = dict(zip(stage.keys, stage.program.run(self.ctx), strict=True))
+        hit = []
+        for j, rule in stage.members:
+            self.fired[j] = mask = values[j, "when"]
+            self.ctx[fired_name(rule.id)] = mask
+            if rule.floor is not None:  # every row's, fired or not: the summary compares them
+                self.floors[rule.id] = np.ceil(self._full(values[j, "floor"]))
+            if rule.ceiling is not None:
+                self.ceilings[rule.id] = np.floor(self._full(values[j, "ceiling"]))
+            if rule.reasons:
+                self.reasons[rule.id] = [
+                    self._full(values[j, f"reason{k}"]) for k in range(len(rule.reasons))
+                ]
+            if rule.advice_when is not None:
+                self.advice_when[j] = values[j, "advice_when"]
+            if mask.any():
+                hit.append((j, rule))
+        return hit
+
+    def _full(self, value: Any) -> np.ndarray:
+        """An n-row array from an expression's value (a number when it reads no column)."""
+        return np.broadcast_to(value, (self.n,))
+
+
+def _choose_band(
+    current: np.ndarray, probs: np.ndarray | None, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's top band, and its most probable band that overlaps [lo, hi]; without a
+    model (top -1), the overlapping band nearest the current drop."""
+    overlap = (hi[:, None] >= BAND_LO) & (lo[:, None] <= BAND_HI)
+    if probs is not None:
+        return probs.argmax(axis=1), np.where(overlap, probs, -1.0).argmax(axis=1)
+    gap = np.fmax(np.fmax(BAND_LO - current[:, None], current[:, None] - BAND_HI), 0.0)
+    return np.full(len(current), -1), np.where(overlap, gap, np.inf).argmin(axis=1)
+
+
+def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
+    """Run every combining step of RULES.md over all rows at once."""
+    run = _Run(book, ctx)
+    n, current = run.n, ctx["current"]
+    fired, overruled = run.fired, np.zeros_like(run.fired)
+
+    run.stage("referral")
+    stop = (fired & book.stops[:, None]).any(axis=0)  # a hard referral: no change of shoes
+
+    # Bounds in priority order; a bound that would empty the interval is set aside.
+    lo, hi = np.zeros(n), np.full(n, MAX_DROP)
+    for j, rule in run.stage("bounds"):
+        new_lo = np.fmax(lo, run.floors[rule.id]) if rule.floor is not None else lo
+        new_hi = np.fmin(hi, run.ceilings[rule.id]) if rule.ceiling is not None else hi
+        ok = fired[j] & (new_lo <= new_hi)
+        overruled[j] = fired[j] & ~ok
+        lo, hi = np.where(ok, new_lo, lo), np.where(ok, new_hi, hi)
+
+    run.stage("advice")
+
+    model_band, band = _choose_band(current, probs, lo, hi)
+    current_band = ctx["current_band"]
+    fits = (BAND_LO[current_band] <= hi) & (BAND_HI[current_band] >= lo)
+    for j, _ in run.stage("band"):  # the band of the current drop, when the bounds allow it
+        overruled[j] = fired[j] & ~fits
+        band = np.where(fired[j] & fits, current_band, band)
+    rmin, rmax = np.fmax(BAND_LO[band], lo), np.fmin(BAND_HI[band], hi)
+    ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
+
+    for j, _ in run.stage("range"):  # widened to include the current drop
+        rmin = np.where(fired[j], np.fmin(rmin, np.floor(current)), rmin)
+        rmax = np.where(fired[j], np.fmax(rmax, np.ceil(current)), rmax)
+    rmin = np.where(stop, np.floor(current), rmin)
+    rmax = np.where(stop, np.ceil(current), rmax)
+    band = np.where(stop, current_band, band)
+    # An effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range within 0-30.
+    rmin, rmax = np.fmin(rmin, MAX_DROP), np.fmin(rmax, MAX_DROP)
+    ctx.update(range_min=rmin, range_max=rmax)
+
+    pace = np.full(n, float(DEFAULT_PACE_WEEKS))
+    for j, rule in run.stage("pace"):
+        pace = np.where(fired[j], np.fmax(pace, rule.pace_weeks or 0), pace)
+
+    # A hard referral overrules every other firing and silences all advice; a bound set aside
+    # for a higher-priority bound keeps its advice (e.g. HD015's bone-stress warning).
+    overruled |= stop & fired & ~book.stops[:, None]
+    advice = fired & book.has_advice[:, None] & ~stop & run.advice_when
+    active = fired & ~overruled
+    factor = np.where(active, book.factor[:, None], 1.0).prod(axis=0)
+    urgency = np.where(active, book.urgency[:, None], 0).max(axis=0, initial=0)
+    base = probs[np.arange(n), band] if probs is not None else RULES_ONLY_CONFIDENCE
+    up = np.where(current <= 2, STEP_BACK_UP, RAISE)
+    direction = np.where(current > rmax, LOWER, np.where(current >= rmin, KEEP, up))
+    factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
+    direction = np.where(stop, KEEP, direction)  # a referral changes nothing, whatever the drop
+    shaped = _shaped(book, run, lo, hi, np.where(model_band >= 0, model_band, band), band,
+                     direction != KEEP, current)  # fmt: skip
     return Decisions(
         book=book,
         ctx=ctx,
         probs=probs,
-        fired=flags[0],
-        overruled=flags[1],
-        advice=flags[2],
-        shaped=flags[3],
-        floors=ByRule(book.floor_columns, floors.__getitem__),
-        ceilings=ByRule(book.ceiling_columns, ceilings.__getitem__),
-        reasons=ByRule(book.reason_columns, lambda qs: [by_reason[q] for q in qs]),
-        table=rows,
+        fired=fired,
+        overruled=overruled,
+        advice=advice,
+        shaped=shaped,
+        floors=run.floors,
+        ceilings=run.ceilings,
+        reasons=run.reasons,
+        allowed_min=lo,
+        allowed_max=hi,
+        model_band=model_band,
+        band=band,
+        range_min=rmin.astype(np.int64),
+        range_max=rmax.astype(np.int64),
+        direction=direction,
+        pace_weeks=pace,
+        confidence=np.minimum(base * factor, 1.0),
+        urgency=urgency,
     )
+
+
+def _shaped(
+    book: RuleBook,
+    run: _Run,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    top: np.ndarray,
+    band: np.ndarray,
+    changes: np.ndarray,
+    current: np.ndarray,
+) -> np.ndarray:
+    """Which rules shaped each answer (the summary names them): a rule that set the band or
+    widened the range; a binding end of the allowed interval that, on its side, excluded the
+    model's top band or trimmed the chosen band; a bound beyond the current drop when the
+    answer changes shoes."""
+    low_side = (BAND_HI[top] < lo) | (BAND_LO[band] < lo)
+    high_side = (BAND_LO[top] > hi) | (BAND_HI[band] > hi)
+    shaped = np.repeat(book.sets_band[:, None], len(current), axis=1)
+    for rule_id, floor in run.floors.items():
+        shaped[book.index[rule_id]] |= (floor == lo) & low_side | changes & (floor > current)
+    for rule_id, ceiling in run.ceilings.items():
+        shaped[book.index[rule_id]] |= (ceiling == hi) & high_side | changes & (ceiling < current)
+    return shaped

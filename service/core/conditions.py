@@ -1,4 +1,4 @@
-"""A small expression language for rule conditions and bounds, compiled to register code.
+"""A small expression language for rule conditions and bounds, evaluated with numpy.
 
 Conditions read like RULES.md (`ktw_min < 6 and restriction_felt in ("front", "both")`) and are
 checked against the typed rule context when the rules load, so a rule naming an unknown value
@@ -6,20 +6,15 @@ or an enum option that does not exist fails at start-up, not on a request. An en
 compares only with its options, by == != in and not in, and compiles to a comparison of its code
 (columns.py). A comparison with an absent value (NaN) is false.
 
-An expression compiles to a small tree; a `Program` turns many trees into register code with
-each shared sub-expression computed once, which the compiled kernel (service/_kernel.c) runs
-over blocks of rows: one request costs a few microseconds, a million rows a fraction of a second.
+An expression compiles to a small tree of numpy functions; a `Program` evaluates many trees
+over whole columns, each distinct sub-expression once: one request or a million rows alike.
 """
 
 import ast
-import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
-
-from service.core import _kernel as kernel
-from service.core.columns import Frame
 
 Kind = Literal["number", "bool", "flag", "text"]
 Node = tuple[Any, ...]  # ("name", x) | ("const", v) | (numpy name, *children) | ("fired", ids)
@@ -198,134 +193,70 @@ class Compiler:
         raise ConditionError(f"{text!r}: unknown function {name}()")
 
 
-_OPCODES = {
-    name: code
-    for code, name in enumerate(
-        ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add",
-         "subtract", "multiply", "negative", "fmax", "fmin", "isnan", "logical_and",
-         "logical_or", "logical_not")
-    )
-}  # fmt: skip  # the order of the opcodes in service/_kernel.c
+# The numpy function each tree head names. Comparisons with NaN are false; `and`, `or` and
+# `not` take any non-zero number as true; fmax and fmin let a NaN give way to the other value.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    name: getattr(np, name)
+    for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add",
+                 "subtract", "multiply", "negative", "fmax", "fmin", "isnan", "logical_and",
+                 "logical_or", "logical_not")
+}  # fmt: skip
+
+
+def fired_name(rule_id: str) -> str:
+    """The context name under which a rule's firing is read by fired() in later stages."""
+    return f"fired:{rule_id}"
 
 
 class Program:
-    """Expression trees compiled to register code, which service/_kernel.c runs.
+    """Expression trees evaluated over a context of n-row arrays, each distinct sub-tree once.
 
-    Registers 0..S-1 are the context rows `context()` builds (`slots`, by name); the rest are
-    constants, temporaries and `outputs`, values the kernel writes itself
-    between segments (a stage's range). Each distinct sub-tree is computed once, across all
-    segments, which the kernel runs in order. `fired` gives each rule id's condition, so
-    fired(...) is the `or` of those conditions; without it, fired(X) reads the slot "fired:X".
+    Leaves are context names and constants (numpy broadcasts a constant over the rows); fired(A,
+    B) reads the firings of A and B, which the caller puts in the context (`fired_name`). A
+    program is meant for one stage: values a later stage rewrites are read afresh by its own
+    program, never shared across stages.
     """
 
-    def __init__(
-        self,
-        segments: Sequence[Sequence[Node]],
-        *,
-        leading: Sequence[str] = (),
-        outputs: Sequence[str] = (),
-        fired: Mapping[str, Node] | None = None,
-    ):
-        self.fired = fired
-        self.slots: dict[str, int] = {name: k for k, name in enumerate(leading)}
-        self._outputs = {name: k for k, name in enumerate(outputs)}
-        self._scratch = len(outputs)  # temporaries follow the outputs
-        self._consts: dict[float, int] = {}
-        self._vars: dict[Node, int] = {}
-        self._code: list[tuple[int, int, int, int]] = []
-        roots, bounds = [], [0]
-        for trees in segments:
-            roots.append([self._emit(tree) for tree in trees])
-            bounds.append(len(self._code))
-        S = len(self.slots)
-        self.registers = S + self._scratch
-        self._names = _getter(list(self.slots))
-        self._slot_names = tuple(self.slots)
+    def __init__(self, trees: Sequence[Node]):
+        self._numbers: dict[Node, int] = {}
+        self.names: list[str] = []  # the context names read, slots 0..
+        self.constants: list[Any] = []  # then the constants
+        self.steps: list[tuple[Callable[..., Any], tuple[int, ...]]] = []  # then each step
+        leaves = {leaf for tree in trees for leaf in _leaves(tree)}
+        for leaf in sorted(leaves, key=lambda leaf: (leaf[0] != "name", repr(leaf))):
+            self._numbers[leaf] = len(self._numbers)
+            (self.names if leaf[0] == "name" else self.constants).append(leaf[1])
+        self.roots = [self._number(tree) for tree in trees]
 
-        def reg(r: int) -> int:  # slots were numbered -1, -2, ...; scratch from 0
-            return -1 - r if r < 0 else S + r
+    def _number(self, node: Node) -> int:
+        number = self._numbers.get(node)
+        if number is None:
+            if node[0] == "fired":
+                parts = [("name", fired_name(rule_id)) for rule_id in node[1]]
+                return self._number(_all("logical_or", parts) if len(parts) > 1 else parts[0])
+            if node[0] not in FUNCTIONS:
+                raise ConditionError(f"cannot evaluate {node[0]!r}")
+            args = tuple(self._number(child) for child in node[1:])
+            self.steps.append((FUNCTIONS[node[0]], args))
+            number = self._numbers[node] = len(self._numbers)
+        return number
 
-        self.code = np.array(
-            [(op, reg(d), reg(a), reg(b) if b is not None else -1) for op, d, a, b in self._code],
-            dtype=np.int32,
-        ).reshape(-1, 4)
-        self.roots = [[reg(r) for r in segment] for segment in roots]
-        self.bounds = np.array(bounds, dtype=np.int32)
-        self.outputs = {name: reg(k) for name, k in self._outputs.items()}
-        self.creg = np.array([reg(r) for r in self._consts.values()], dtype=np.int32)
-        self.cval = np.array(list(self._consts), dtype=np.float64)
-
-    def _slot(self, key: str) -> int:
-        return -1 - self.slots.setdefault(key, len(self.slots))
-
-    def _new(self, op: int, a: int, b: int | None = None) -> int:
-        dst = self._scratch
-        self._scratch += 1
-        self._code.append((op, dst, a, b))  # type: ignore[arg-type]
-        return dst
-
-    def _emit(self, node: Node) -> int:
-        if node in self._vars:
-            return self._vars[node]
-        self._vars[node] = reg = self._compute(node)
-        return reg
-
-    def _compute(self, node: Node) -> int:
-        head = node[0]
-        if head == "const":
-            if node[1] not in self._consts:
-                self._consts[node[1]] = self._scratch
-                self._scratch += 1
-            return self._consts[node[1]]
-        if head == "name":
-            name = node[1]
-            if name in self._outputs:
-                return self._outputs[name]
-            return self._slot(name)
-        if head == "fired":
-            ids = node[1]
-            parts = (
-                [self._emit(self.fired[i]) for i in ids]
-                if self.fired is not None
-                else [self._slot(f"fired:{i}") for i in ids]
-            )
-            out = parts[0]
-            for part in parts[1:]:
-                out = self._new(_OPCODES["logical_or"], out, part)
-            return out
-        if head not in _OPCODES:
-            raise ConditionError(f"cannot compile {head!r}")
-        args = [self._emit(child) for child in node[1:]]
-        return self._new(_OPCODES[head], *args)
-
-    def context(self, ctx: Mapping[str, Any], n: int) -> np.ndarray:
-        """The S x n float matrix of the slots, from a context of n-row arrays (taken from a
-        Frame's matrix at once when they are all rows of it)."""
-        if isinstance(ctx, Frame) and self.slots:
-            taken = ctx.take(self._slot_names)
-            if taken is not None:
-                return taken
-        rows = self._names(ctx)
-        if not rows:
-            return np.empty((0, n))
-        return np.concatenate(rows, dtype=np.float64, casting="unsafe").reshape(len(rows), n)
-
-    def evaluate(self, ctx: Mapping[str, Any], n: int) -> list[np.ndarray]:
-        """Every root's values over n rows, segment by segment (for a standalone program)."""
-        roots = np.array([r for segment in self.roots for r in segment], dtype=np.int32)
-        out = np.empty((len(roots), n))
-        kernel.evaluate(
-            self.code, self.registers, len(self.slots), self.creg, self.cval,
-            self.context(ctx, n), n, roots, out,
-        )  # fmt: skip
-        return list(out)
+    def run(self, ctx: Mapping[str, Any]) -> list[Any]:
+        """Each tree's value: an n-row array, or a number for a tree of constants only."""
+        values = [ctx[name] for name in self.names]
+        values += self.constants
+        for function, args in self.steps:
+            values.append(function(*[values[k] for k in args]))
+        return [values[k] for k in self.roots]
 
 
-def _getter(keys: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """The values of `keys` in a mapping, as a tuple (one itemgetter call for many)."""
-    if len(keys) > 1:
-        return operator.itemgetter(*keys)
-    return lambda mapping: tuple(mapping[k] for k in keys)
+def _leaves(tree: Node) -> set[Node]:
+    """The names (fired() read as names) and constants of a tree."""
+    if tree[0] in ("name", "const"):
+        return {tree}
+    if tree[0] == "fired":
+        return {("name", fired_name(rule_id)) for rule_id in tree[1]}
+    return set().union(*(_leaves(child) for child in tree[1:]))
 
 
 def reads(tree: Node) -> set[str]:
@@ -340,11 +271,10 @@ def reads(tree: Node) -> set[str]:
 
 
 def _single(tree: Node, flag: bool) -> Compiled:
-    program = Program([[tree]])
+    program = Program([tree])
 
-    def run(ctx: Mapping[str, Any]) -> np.ndarray:
-        n = len(next((v for v in ctx.values() if isinstance(v, np.ndarray)), [0.0]))
-        (values,) = program.evaluate(ctx, n)
-        return values != 0 if flag else values
+    def run(ctx: Mapping[str, Any]) -> Any:
+        (value,) = program.run(ctx)
+        return np.asarray(value, dtype=bool) if flag else value
 
     return run

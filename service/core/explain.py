@@ -1,26 +1,20 @@
-"""Turn decisions into responses, a row each: plan, rule firings, factors, summary, advice."""
+"""Decisions as responses, a row each: the range and plan, rule firings, factors, summary."""
 
 import math
-from collections.abc import Mapping
-from itertools import compress
-from math import isnan
 from typing import Any
 
 import numpy as np
 
-from service.core.columns import Frame
 from service.core.combine import DIRECTIONS, URGENCY, Decisions
 from service.core.features import FEATURE_INPUTS, FEATURES, GROUPS, context_name
-from service.core.fields import BANDS, FIELDS
+from service.core.fields import BANDS
 from service.core.model import ServingModel
 from service.core.rules import Rule
+from service.core.summary import slots
+from service.core.texts import TemplateValues, Texts, messages, plain, value
 
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
 TOP_FACTORS = 4
-_GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
-_GROUP_FIRST = {
-    g: FEATURES.index(next(f for f in FEATURES if FEATURE_INPUTS[f] == g)) for g in GROUPS
-}
 IMPORTANT_INPUTS = (
     "person.age_years",
     "person.body_mass_kg",
@@ -29,72 +23,32 @@ IMPORTANT_INPUTS = (
     "footwear.weeks_in_current_drop",
     "mobility.restriction_felt",
 )
-_ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
-
-
 # The important inputs as the context names them, with the paths the answer names them by.
 _MISSING = (
     *((context_name(p), p) for p in IMPORTANT_INPUTS),
     ("ktw_min", "mobility.knee_to_wall_cm"),
 )
+_GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
+_GROUP_FIRST = {
+    g: next(k for k, f in enumerate(FEATURES) if FEATURE_INPUTS[f] == g) for g in GROUPS
+}
 
 
-def _number(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-class TemplateValues(dict[str, Any]):
-    """Template values for one row, read lazily from the decisions."""
-
-    def __init__(self, b: "Reader", i: int, rule: Rule):
-        super().__init__()
-        self.b, self.i, self.rule = b, i, rule
-
-    def __missing__(self, key: str) -> Any:
-        d = self.b.d
-        if key == "floor_value":
-            return float(d.floors[self.rule.id][self.i])
-        if key == "ceiling_value":
-            return float(d.ceilings[self.rule.id][self.i])
-        if key == "reasons":
-            return "; ".join(self.reasons())
-        value = self.b.plain(key, self.i)
-        return math.nan if value is None else value
-
-    def reasons(self) -> list[str]:
-        masks = self.b.d.reasons[self.rule.id]
-        held = [r for r, m in zip(self.rule.reasons, masks, strict=True) if m[self.i]]
-        return [r.text.format_map(self) for r in held]
-
-
-def _effect(rule: Rule, b: "_Batch", i: int) -> str:
-    if rule.floor is None and rule.ceiling is None and not rule.band:
-        return rule.effect
-    values: dict[str, Any] = {}  # as Python values: numpy scalars format slowly
-    if rule.floor is not None:
-        values["floor"] = b.d.floors[rule.id][i].item()
-    if rule.ceiling is not None:
-        values["ceiling"] = b.d.ceilings[rule.id][i].item()
-    if rule.band:
-        values["band"] = BANDS[int(b.value("current_band", i))]
-    return rule.effect.format_map(values)
-
-
-def plan(row: "_Row") -> list[dict[str, Any]]:
+def plan(
+    current: float, direction: str, range_min: int, range_max: int, weeks: int
+) -> list[dict[str, Any]]:
     """Lowering: steps of at most 4 mm ending at the range's max; raising: one step."""
-    current, direction, weeks = row.now, row.direction, row.weeks
     if direction == "keep":
         return []
     if direction in ("raise", "step_back_up"):
-        target = row.range_min
         note = (
-            f"Change to {target} mm shoes, or add a heel insert; going higher can be done at once."
+            f"Change to {range_min} mm shoes, or add a heel insert; "
+            "going higher can be done at once."
         )
-        return [{"step": 1, "drop_mm": target, "weeks": weeks, "note": note}]
-    target = row.range_max
-    count = math.ceil((current - target) / 4)
-    size = (current - target) / count
-    drops = [math.ceil(current - k * size) for k in range(1, count)] + [target]
+        return [{"step": 1, "drop_mm": range_min, "weeks": weeks, "note": note}]
+    count = math.ceil((current - range_max) / 4)
+    size = (current - range_max) / count
+    drops = [math.ceil(current - k * size) for k in range(1, count)] + [range_max]
     return [
         {
             "step": k,
@@ -106,220 +60,117 @@ def plan(row: "_Row") -> list[dict[str, Any]]:
     ]
 
 
-class Reader:
-    """Row values of the decisions' context, read from its arrays one at a time."""
-
-    def __init__(self, d: Decisions):
-        self.d = d
-
-    def value(self, key: str, i: int) -> float:
-        """Row i of a context value, as a float (NaN for absent)."""
-        return float(self.d.ctx[key][i])
-
-    def plain(self, key: str, i: int) -> Any:
-        """Row i of a context value as JSON: an enum's option, a number; None if absent."""
-        value = self.value(key, i)
-        if key in _ENUMS:
-            return _ENUMS[key].option(value)
-        return _number(value)
+def effect(rule: Rule, d: Decisions, i: int) -> str:
+    """What the rule does on row i, its floor, ceiling or band filled in."""
+    values: dict[str, Any] = {}
+    if rule.floor is not None:
+        values["floor"] = float(d.floors[rule.id][i])
+    if rule.ceiling is not None:
+        values["ceiling"] = float(d.ceilings[rule.id][i])
+    if rule.band:
+        values["band"] = BANDS[int(d.ctx["current_band"][i])]
+    return rule.effect.format_map(values) if values else rule.effect
 
 
-class _Batch(Reader):
-    """What the answers read of every row, converted to Python values once for the batch: the
-    per-row work is then list lookups, not array indexing."""
-
-    def __init__(
-        self,
-        d: Decisions,
-        model: ServingModel | None,
-        factors: np.ndarray | None,
-        X: np.ndarray | None,
-    ):
-        super().__init__(d)
-        self.model, self.X = model, X
-        self.fired, self.set_aside = d.fired.tolist(), d.overruled.tolist()
-        self.advised, self.shaped = d.advice.tolist(), d.shaped.tolist()
-        self.table = d.table.tolist()
-        self.probs = None if d.probs is None else d.probs.tolist()
-        self.contributions = None if factors is None else factors.tolist()
-        ctx = d.ctx  # a Frame's matrix as lists; whatever else it holds is read from its arrays
-        self._rows: Mapping[str, int] = {}
-        self._arrays: Mapping[str, np.ndarray] = ctx
-        self._context: list[list[float]] = []
-        if isinstance(ctx, Frame):
-            self._rows, self._arrays, self._context = ctx.layout.row, ctx.extra, ctx.matrix.tolist()
-
-    def value(self, key: str, i: int) -> float:
-        if key not in self._arrays:
-            return self._context[self._rows[key]][i]
-        return float(self._arrays[key][i])
-
-    def group_value(self, group: str, i: int) -> Any:
-        """The person's value for an input group: the field, or its first derived feature."""
-        key = _GROUP_KEY[group]
-        if key in self._arrays or key in self._rows:
-            return self.plain(key, i)
-        X = self.X
-        return None if X is None else _number(X[i, _GROUP_FIRST[group]].item())
-
-
-class _Row:
-    """One row's decisions as Python values."""
-
-    def __init__(self, b: _Batch, i: int):
-        self.i = i
-        _, _, model_band, band, rmin, rmax, direction, pace, confidence, urgency = b.table[i]
-        self.band, self.model_band = int(band), int(model_band)
-        self.range_min, self.range_max = int(rmin), int(rmax)
-        self.direction = DIRECTIONS[int(direction)]
-        self.weeks, self.confidence = int(pace), confidence
-        self.urgency = URGENCY[int(urgency)]
-        self.now = b.value("current", i)
-
-
-# The summary's sentences, shared with the batch scorer's vectorised summaries.
-LEADS = {
-    "keep": "Keep an effective heel drop of {span} ({band}): your {now:g} mm fits.",
-    "lower_gradually": "Lower gradually from {now:g} mm to {span} ({band}), in steps.",
-    "raise": "Raise your effective heel drop from {now:g} mm to {span} ({band}).",
-    "step_back_up": "Step back up from {now:g} mm to {span} ({band}).",
-}
-UNTIL_THEN = "Until then, keep your current {now:g} mm."
-SET_ASIDE = "Set aside for a higher-priority rule: {names}."
-NO_MODEL = "No model is loaded, so this answer comes from the rules alone."
-AGREES = "The classifier agrees: {top} is its most likely band ({p:.0%})."  # a rule set the band
-CHOSEN = "The band is the classifier's most likely one ({p:.0%})."  # the classifier chose it
-MOVED = (
-    "The classifier's own top band was {top} ({p:.0%}); the rules above moved the answer to {band}."
-)
-
-
-def span(lo: int, hi: int) -> str:
-    return f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
-
-
-def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
-    """The classifier's part in the answer; `ruled`: a rule set the band (HD050)."""
-    said = MOVED if top != band else AGREES if ruled else CHOSEN
-    return said.format(top=top, band=band, p=p)
-
-
-def _summary(
-    b: _Batch,
-    row: _Row,
-    firings: list[dict[str, Any]],
-    by_id: dict[str, Rule],
-    advice: list[dict[str, str]],
-) -> str:
-    now, band = row.now, BANDS[row.band]
-    active = [(by_id[f["id"]], f["message"]) for f in firings if not f["overruled"]]
-    referrals = [message for rule, message in active if rule.referral]
-    if any(rule.referral and not rule.provisional for rule, _ in active):  # no change of shoes
-        return f"{' '.join(referrals)} {UNTIL_THEN.format(now=now)}"
-    lead = LEADS[row.direction].format(span=span(row.range_min, row.range_max), band=band, now=now)
-    shaped, index = b.shaped[row.i], b.d.book.index
-    why = [message for rule, message in active if shaped[index[rule.id]]][:3]
-    set_aside = [f["message"].split(":")[0] for f in firings if f["overruled"]]
-    parts = [lead, *why]
-    if set_aside:
-        parts.append(SET_ASIDE.format(names="; ".join(set_aside)))
-    if b.probs is None:
-        parts.append(NO_MODEL)
-    else:
-        top = row.model_band
-        ruled = any(rule.band for rule, _ in active)
-        parts.append(classifier_says(BANDS[top], band, b.probs[row.i][top], ruled))
-    if row.urgency:
-        parts.append(referrals[0])
-    parts += [a["text"] for a in advice if by_id[a["id"]].clinician]  # see a clinician about...
-    return " ".join(parts)
-
-
-def render(
-    d: Decisions,
-    model: ServingModel | None,
-    factors: np.ndarray | None,
-    X: np.ndarray | None,
-) -> list[dict[str, Any]]:
+def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
     """The SPEC responses for every row, without their request ids and client refs."""
-    b = _Batch(d, model, factors, X)
-    return [_answer(b, i) for i in range(len(b.table))]
+    texts = Texts()
+    message_codes = messages(d, texts)
+    summaries = texts.join(slots(d, message_codes, texts))
+    return [
+        _answer(d, model, i, summaries[i], [texts.texts[c] for c in message_codes[:, i]])
+        for i in range(len(summaries))
+    ]
 
 
-def _answer(b: _Batch, i: int) -> dict[str, Any]:
-    d, model = b.d, b.model
-    firings: list[dict[str, Any]] = []
-    advice: list[dict[str, str]] = []
-    reasons: list[str] = []
-    by_id = {}
-    set_aside, advised, rules = b.set_aside[i], b.advised[i], d.book.rules
-    for j in compress(range(len(rules)), b.fired[i]):
-        rule = rules[j]
-        by_id[rule.id] = rule
-        values = TemplateValues(b, i, rule) if rule.templated else None
-        overruled = set_aside[j]
+def _answer(
+    d: Decisions, model: ServingModel | None, i: int, summary: str, said: list[str]
+) -> dict[str, Any]:
+    book = d.book
+    firings, advice, reasons = [], [], []
+    for j in book.id_order:
+        if not d.fired[j, i]:
+            continue
+        rule, overruled = book.rules[j], bool(d.overruled[j, i])
         firings.append(
             {
                 "id": rule.id,
                 "name": rule.name,
-                "effect": _effect(rule, b, i),
-                "message": rule.message if values is None else rule.message.format_map(values),
+                "effect": effect(rule, d, i),
+                "message": said[j],
                 "rationale": rule.rationale,
                 "overruled": overruled,
             }
         )
-        if rule.referral and not overruled:
-            reasons.extend((TemplateValues(b, i, rule) if values is None else values).reasons())
-        if advised[j]:
+        if d.advice[j, i]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
-    firings.sort(key=lambda f: str(f["id"]))
-    advice.sort(key=lambda a: a["id"])
-    row = _Row(b, i)
-    referral = {"urgency": row.urgency, "reasons": reasons} if row.urgency else None
-    top = row.model_band
-    model_view: dict[str, Any] = {
+    for j, rule in enumerate(book.rules):  # referral reasons in the table's order
+        if rule.referral and d.fired[j, i] and not d.overruled[j, i]:
+            reasons += TemplateValues(d, i, rule).reasons()
+    urgency = URGENCY[int(d.urgency[i])]
+    referral = {"urgency": urgency, "reasons": reasons} if urgency else None
+    band, lo, hi = int(d.band[i]), int(d.range_min[i]), int(d.range_max[i])
+    direction, weeks = DIRECTIONS[int(d.direction[i])], int(d.pace_weeks[i])
+    recommendation = {
+        "drop_mm": {"min": lo, "max": hi},
+        "band": BANDS[band],
+        "direction": direction,
+        "transition_plan": plan(value(d, "current", i), direction, lo, hi, weeks),
+        "confidence": round(float(d.confidence[i]), 4),
+        "refer_to_clinician": referral is not None,
+        "referral": referral,
+        "follow_up": {"retest_weeks": weeks, "step_back_if": STEP_BACK_IF},
+    }
+    return {
+        "recommendation": recommendation,
+        "explanation": {
+            "summary": summary,
+            "rules": firings,
+            "model": _model_view(d, model, i, band),
+            "missing_inputs": [p for k, p in _MISSING if math.isnan(value(d, k, i))],
+        },
+        "advice": advice,
+        "degraded": model is None,
+    }
+
+
+def _model_view(d: Decisions, model: ServingModel | None, i: int, band: int) -> dict[str, Any]:
+    view: dict[str, Any] = {
         "version": model.version if model else None,
         "band_probabilities": {},
         "top_band": None,
         "top_factors": [],
         "overridden_by_rules": False,
     }
-    if b.probs is not None:
-        model_view["band_probabilities"] = {
-            band: round(p, 4) for band, p in zip(BANDS, b.probs[i], strict=True)
+    if d.probs is not None:
+        top = int(d.model_band[i])
+        view["band_probabilities"] = {
+            b: round(float(p), 4) for b, p in zip(BANDS, d.probs[i], strict=True)
         }
-        model_view["top_band"] = BANDS[top]
-        model_view["overridden_by_rules"] = top != row.band
-    if b.contributions is not None:
-        contributions = b.contributions[i]
-        size = list(map(abs, contributions))
-        top_groups = sorted(range(len(size)), key=size.__getitem__, reverse=True)[:TOP_FACTORS]
-        model_view["top_factors"] = [
+        view["top_band"] = BANDS[top]
+        view["overridden_by_rules"] = top != band
+    if d.factors is not None:
+        contributions = d.factors[i]
+        largest = np.argsort(-np.abs(contributions), kind="stable")[
+            :TOP_FACTORS
+        ]  # ties: group order
+        view["top_factors"] = [
             {
                 "feature": GROUPS[g],
-                "value": b.group_value(GROUPS[g], i),
-                "contribution": round(contributions[g], 4),
+                "value": _group_value(d, GROUPS[g], i),
+                "contribution": round(float(contributions[g]), 4),
             }
-            for g in top_groups  # the largest in size first; ties in group order
+            for g in largest.tolist()
         ]
-    recommendation = {
-        "drop_mm": {"min": row.range_min, "max": row.range_max},
-        "band": BANDS[row.band],
-        "direction": row.direction,
-        "transition_plan": plan(row),
-        "confidence": round(row.confidence, 4),
-        "refer_to_clinician": referral is not None,
-        "referral": referral,
-        "follow_up": {"retest_weeks": row.weeks, "step_back_if": STEP_BACK_IF},
-    }
-    return {
-        "recommendation": recommendation,
-        "explanation": {
-            "summary": _summary(b, row, firings, by_id, advice),
-            "rules": firings,
-            "model": model_view,
-            "missing_inputs": [p for k, p in _MISSING if isnan(b.value(k, i))],
-        },
-        "advice": advice,
-        "degraded": model is None,
-    }
+    return view
+
+
+def _group_value(d: Decisions, group: str, i: int) -> Any:
+    """The person's value for an input group: the field, or its first derived feature."""
+    key = _GROUP_KEY[group]
+    if key in d.ctx:
+        return plain(d, key, i)
+    if d.inputs is None:
+        return None
+    number = float(d.inputs[i, _GROUP_FIRST[group]])
+    return None if math.isnan(number) else number

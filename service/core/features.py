@@ -1,21 +1,20 @@
-"""Derived values (RULES.md) and the classifier's feature matrix, from columns, vectorised.
+"""Derived values (RULES.md) and the classifier's inputs, from columns, vectorised.
 
 Training and serving both call `features`, so the model never sees a column the server cannot
 build.
 """
 
-import operator
-
 import numpy as np
 
-from service.core import _kernel as kernel
-from service.core.columns import FIELD_ROWS, Columns, Frame, Layout, empty
+from service.core.columns import Columns, empty
 from service.core.fields import BAND_MM, BANDS, BY_PATH, FIELDS, SEVERITIES
 
 CM_PER_DEGREE = 1 / 3.6  # Bennell 1998: 1 cm of knee-to-wall is about 3.6 degrees
 SHOE_HEEL_CM = 1.0  # a shoe adds about 1 cm of heel to a knee-to-wall test (PodiatryFAQ)
+PAINS = SEVERITIES[:6]  # the six pains that count towards `pain3`
 BAND_LO = np.array([BAND_MM[b][0] for b in BANDS], dtype=np.float64)
 BAND_HI = np.array([BAND_MM[b][1] for b in BANDS], dtype=np.float64)
+_BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last band
 
 
 def context_name(path: str) -> str:
@@ -23,56 +22,52 @@ def context_name(path: str) -> str:
     return path.split(".", 1)[1].replace(".", "_") if "." in path else path
 
 
-_BAND_EDGES = BAND_HI[:-1] + 0.5  # a drop past the last edge is in the last band
+def band_of(drop: np.ndarray) -> np.ndarray:
+    """Index into BANDS of the band holding each (possibly fractional) drop."""
+    return np.searchsorted(_BAND_EDGES, drop, side="right")
 
 
-_NAMES = tuple(context_name(f.path) for f in FIELDS if f.kind != "text")
-_FIELDS = operator.itemgetter(*(f.path for f in FIELDS if f.kind != "text"))
-# What the kernel's feature pass reads, row by row (I_* in service/_kernel.c); enums as codes.
-INPUTS = (
-    *(f"symptoms.{name}" for name in SEVERITIES),
-    "footwear.current_drop_mm",
-    "footwear.heel_insert_mm",
-    "mobility.knee_to_wall_cm.left",
-    "mobility.knee_to_wall_cm.right",
-    "mobility.lunge_angle_deg.left",
-    "mobility.lunge_angle_deg.right",
-    "activity.running_km_per_week",
-    "activity.running_years",
-    "activity.squats_in_lifting_shoes",
-    "footwear.years_in_heeled_shoes",
-    "footwear.high_heel_hours_per_week",
-    "footwear.weeks_in_current_drop",
-    "symptoms.started_after_shoe_change",
-    "mobility.deep_squat_heels_down",
-    "person.age_years",
-    "person.body_mass_kg",
-    "footwear.previous_drop_mm",
-    "mobility.measured_in",
-    "activity.primary",
-    "person.sex",
-    "mobility.restriction_felt",
-)
-_INPUT_ROWS = np.array([FIELD_ROWS.row[path] for path in INPUTS], dtype=np.intp)
-# The options the features test for, by their codes (F_SHOES.. in _kernel.c).
-_OPTIONS = (
-    ("mobility.measured_in", "shoes"),
-    ("activity.primary", "running"),
-    ("activity.primary", "weightlifting"),
-    ("person.sex", "male"),
-    *(("mobility.restriction_felt", felt) for felt in ("front", "both", "back")),
-)
-# What it writes (D_* in _kernel.c): RULES.md's derived values, severities with absent as 0.
-DERIVED_ROWS = (
-    *SEVERITIES, "current", "ktw_left", "ktw_right", "ktw_min", "ktw_asym", "pain3",
-    "regular_runner", "lifting", "current_band",
-)  # fmt: skip
-# The context's matrix: the float fields (by their short names), then the derived values; a
-# severity's name reads its derived row (absent as 0).
-CONTEXT_ROWS = Layout((*_NAMES, *DERIVED_ROWS))
-_LIMITS = np.array(
-    [*_BAND_EDGES, CM_PER_DEGREE, SHOE_HEEL_CM, *(BY_PATH[p].codes[o] for p, o in _OPTIONS)]
-)
+def _code(path: str, option: str) -> float:
+    """The code an enum option has in columns."""
+    return BY_PATH[path].codes[option]
+
+
+SHOES = _code("mobility.measured_in", "shoes")
+RUNNING = _code("activity.primary", "running")
+WEIGHTLIFTING = _code("activity.primary", "weightlifting")
+MALE = _code("person.sex", "male")
+FELT = np.array([[_code("mobility.restriction_felt", f)] for f in ("front", "both", "back")])
+_NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
+_SIDES = ("left", "right")
+
+
+def derive(cols: Columns) -> dict[str, np.ndarray]:
+    """The rule context: every field by its short name, plus RULES.md's derived values: the
+    severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
+    side (from the lunge angle when not measured, less a shoe's heel), `ktw_min`, `ktw_asym`,
+    and the flags `pain3`, `regular_runner` and `lifting`."""
+    ctx = {name: cols[path] for name, path in _NAMES}
+    severity = np.fmax(np.stack([ctx[name] for name in SEVERITIES]), 0.0)
+    ctx.update(zip(SEVERITIES, severity, strict=True))
+    current = ctx["current_drop_mm"] + np.fmax(ctx["heel_insert_mm"], 0.0)
+    ktw = np.stack([cols[f"mobility.knee_to_wall_cm.{side}"] for side in _SIDES])
+    lunge = np.stack([cols[f"mobility.lunge_angle_deg.{side}"] for side in _SIDES])
+    heel = SHOE_HEEL_CM * (ctx["measured_in"] == SHOES)
+    left, right = np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - heel
+    primary = ctx["primary"]
+    runs = (primary == RUNNING) | (ctx["running_km_per_week"] >= 5)
+    ctx.update(
+        current=current,
+        current_band=band_of(current),
+        ktw_left=left,
+        ktw_right=right,
+        ktw_min=np.fmin(left, right),
+        ktw_asym=np.abs(left - right),
+        pain3=severity[: len(PAINS)].max(axis=0) >= 3,
+        regular_runner=(ctx["running_years"] >= 0.5) & runs,
+        lifting=(primary == WEIGHTLIFTING) | (ctx["squats_in_lifting_shoes"] == 1),
+    )
+    return ctx
 
 
 # The classifier's inputs, in the order of its coefficients (a registered model names them).
@@ -89,7 +84,7 @@ FEATURES: tuple[str, ...] = (
     "running_km_per_week",
     "regular_runner",
     "lifting",
-    *SEVERITIES[:6],
+    *PAINS,
     "started_after_shoe_change",
     "ktw_min_cm",
     "ktw_missing",
@@ -104,36 +99,77 @@ FEATURES: tuple[str, ...] = (
     "current_drop_squared",
     "adapted",
     "adapted_x_current",
-    *(f"{name}_3" for name in SEVERITIES[2:6]),
+    *(f"{name}_3" for name in PAINS[2:]),
     "body_mass_over_71",
     "runner_in_low_drop",
     "front_block_severe",
     "back_block_severe",
 )
+_BAND_INDEX = np.arange(len(BANDS))[:, None]
 
 
-def features(cols: Columns) -> tuple[Frame, np.ndarray]:
-    """The rule context (every field by its short name, plus RULES.md's derived values: symptom
-    severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
-    side from the lunge angle when not measured and less a shoe's heel, `ktw_min`, `ktw_asym`,
-    `pain3`, `regular_runner`, `lifting`) and the n x len(FEATURES) matrix the classifier sees
-    (NaN where absent: the model imputes; indicators where it matters), in one pass of the
-    kernel for any n. Training calls this too, so the model never sees a value serving could
-    not build."""
-    n = len(cols["footwear.current_drop_mm"])
-    table = np.empty((len(_NAMES) + len(DERIVED_ROWS), n))  # the fields', then the derived
-    fields, derived = table[: len(_NAMES)], table[len(_NAMES) :]
-    if isinstance(cols, Frame) and cols.layout is FIELD_ROWS:
-        fields[...] = cols.matrix
-    else:
-        np.stack(_FIELDS(cols), out=fields)
-    X = np.empty((len(FEATURES), n))
-    kernel.features(fields[_INPUT_ROWS], n, _LIMITS, derived, X)  # flags 1.0/0.0, band index
-    return Frame(table, CONTEXT_ROWS), X.T  # X.T: feature by feature in memory
+def model_inputs(ctx: dict[str, np.ndarray]) -> np.ndarray:
+    """The n x len(FEATURES) matrix the classifier sees: NaN where absent (the model imputes),
+    indicators where it matters."""
+    current, ktw, weeks = ctx["current"], ctx["ktw_min"], ctx["weeks_in_current_drop"]
+    felt = ctx["restriction_felt"] == FELT  # front, both, back
+    front, back = felt[0] | felt[1], felt[2]
+    heeled, hours, km, asym = np.fmax(
+        np.stack([ctx[name] for name in
+                  ("years_in_heeled_shoes", "high_heel_hours_per_week", "running_km_per_week",
+                   "ktw_asym")]),
+        0.0,
+    )  # fmt: skip
+    started = ctx["started_after_shoe_change"] == 1
+    convert = (current <= 2) & (started | (weeks < 26)) & (heeled >= 5)
+    pains = np.stack([ctx[name] for name in PAINS])
+    adapted = ~ctx["pain3"] & (ktw >= 10)
+    mass, runner = ctx["body_mass_kg"], ctx["regular_runner"]
+    columns = (
+        current,
+        *(ctx["current_band"] == _BAND_INDEX),
+        ctx["age_years"],
+        mass,
+        ctx["sex"] == MALE,
+        heeled,
+        np.log1p(weeks),
+        current - ctx["previous_drop_mm"],
+        hours,
+        km,
+        runner,
+        ctx["lifting"],
+        *pains,
+        started,
+        ktw,
+        np.isnan(ktw),
+        ktw < 6,
+        ktw < 10,
+        asym,
+        front,
+        back,
+        ctx["deep_squat_heels_down"] == 1,
+        convert,
+        convert * pains[1:4].max(axis=0),  # calf, Achilles or plantar heel pain
+        np.square(current) / 10,
+        adapted,
+        adapted * current,
+        *(pains[2:] >= 3),
+        np.fmin(np.fmax(mass - 71.4, 0.0) / 20, 1.0),
+        runner & (current <= 6),
+        front & (ktw < 6),
+        back & (ktw < 6),
+    )
+    return np.stack(columns, axis=1, dtype=np.float64)
+
+
+def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The rule context and the classifier's inputs of columns, for any number of rows."""
+    ctx = derive(cols)
+    return ctx, model_inputs(ctx)
 
 
 if features(empty(1))[1].shape != (1, len(FEATURES)):
-    raise RuntimeError("the kernel's features and FEATURES disagree")  # a change made to one only
+    raise RuntimeError("model_inputs and FEATURES disagree")  # a change made to one only
 
 # The input each feature stands for, so attributions name something a person gave us.
 _INPUT_BY_PREFIX = {
@@ -163,6 +199,6 @@ FEATURE_INPUTS = {
     )
     for name in FEATURES
 }
-# The input groups attributions name, and each feature's group.
+# The input groups attributions name, and which features each holds (a features x groups 0/1).
 GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
-FEATURE_GROUP = np.array([GROUPS.index(FEATURE_INPUTS[f]) for f in FEATURES], dtype=np.int32)
+GROUP_OF = np.array([[FEATURE_INPUTS[f] == g for g in GROUPS] for f in FEATURES], dtype=np.float64)

@@ -4,8 +4,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from service.core.columns import Columns, from_requests
 from service.core.combine import Decisions, RuleBook, decide
 from service.core.explain import render
@@ -23,32 +21,28 @@ class Recommender:
         self.book = RuleBook(self.rules)
         self.model = model
 
-    def decide(self, cols: Columns) -> tuple[Decisions, np.ndarray | None]:
-        """Score whole columns: decisions for every row, and the model inputs used."""
-        d, X, _ = self._score(cols, factors=False)
-        return d, X
-
-    def _score(
-        self, cols: Columns, factors: bool
-    ) -> tuple[Decisions, np.ndarray | None, np.ndarray | None]:
-        """Decisions, model inputs and (with `factors`) attributions, from one model pass."""
+    def decide(self, cols: Columns, factors: bool = False) -> Decisions:
+        """Decisions for every row of whole columns; with `factors`, the model's attributions
+        too (what the answers' top factors show)."""
         ctx, X = features(cols)
         if self.model is None:
-            return decide(ctx, self.book, None), None, None
-        probs, attributions = self.model.fast.run(X, factors=factors)
-        return decide(ctx, self.book, probs), X, attributions
+            return decide(ctx, self.book, None)
+        probs = self.model.fast.predict_proba(X)
+        d = decide(ctx, self.book, probs)
+        d.inputs = X
+        if factors:
+            d.factors = self.model.fast.attributions(X, probs)
+        return d
 
     def explain(
         self, requests: Sequence[Mapping[str, Any]], request_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
         """Full responses for validated requests, in order."""
-        cols = from_requests(requests)
-        d, X, factors = self._score(cols, factors=True)
+        d = self.decide(from_requests(requests), factors=True)
         ids = request_ids or [secrets.token_hex(16) for _ in requests]
-        answers = render(d, self.model, factors, X)
         return [
-            {"request_id": ids[i], "client_ref": request.get("client_ref"), **answers[i]}
-            for i, request in enumerate(requests)
+            {"request_id": ids[i], "client_ref": request.get("client_ref"), **answer}
+            for i, (request, answer) in enumerate(zip(requests, render(d, self.model), strict=True))
         ]
 
     def recommend(self, data: Any, request_id: str | None = None) -> dict[str, Any]:

@@ -264,7 +264,7 @@ def _observe(rng: np.random.Generator, p: Arrays) -> dict[str, pa.Array]:
     return c
 
 
-def _table(rows: int, seed: int) -> pa.Table:
+def table(rows: int, seed: int) -> pa.Table:
     """The cohort as an arrow table: client_ref, the request fields, then the outcome."""
     if rows < 0:
         raise ValueError("rows must be >= 0")
@@ -280,16 +280,20 @@ def _table(rows: int, seed: int) -> pa.Table:
     return pa.table(cols)
 
 
+def requests_table(rows: int, seed: int) -> pa.Table:
+    """The cohort without its outcome: a shop's file of requests."""
+    return table(rows, seed).drop_columns(["outcome_band", "outcome_drop_mm"])
+
+
 def simulate(rows: int, seed: int) -> pd.DataFrame:
     """`rows` simulated people with their outcome; nullable dtypes so absent stays absent."""
     types: dict[pa.DataType, pd.api.extensions.ExtensionDtype] = {pa.bool_(): pd.BooleanDtype()}
     types |= {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
-    return _table(rows, seed).to_pandas(types_mapper=types.get)
+    return table(rows, seed).to_pandas(types_mapper=types.get)
 
 
 def write_cohort(path: str | os.PathLike[str], rows: int, seed: int) -> None:
     """Write the cohort as CSV, atomically; the same seed gives a byte-identical file."""
-    table = _table(rows, seed)
     opts = pacsv.WriteOptions(batch_size=65536, quoting_style="none", quoting_header="none")
     with atomic_path(path) as tmp:
-        pacsv.write_csv(table, tmp, opts)
+        pacsv.write_csv(table(rows, seed), tmp, opts)

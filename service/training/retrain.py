@@ -17,12 +17,14 @@ from sklearn.inspection import permutation_importance
 from service.core.errors import ModelRefused
 from service.core.features import FEATURES
 from service.core.fields import BANDS
-from service.core.model import METADATA_FILE, ServingModel, compile_estimator, save_model
+from service.core.model import ServingModel
 from service.core.recommend import Recommender
 from service.core.rules import Rule, load_rules
-from service.registry import Registry
+from service.registry import METADATA_FILE, Registry, save_model
 from service.training.cases import check_case, load_cases
-from service.training.fit import Labelled, evaluate, fit, quiet, read_labelled
+from service.training.data import Labelled, read_labelled
+from service.training.estimator import served
+from service.training.fit import evaluate, fit, quiet
 from service.training.report import write_report
 
 IMPORTANCE_ROWS = 2000  # held-out rows used for permutation importance in the report
@@ -130,7 +132,7 @@ def retrain(
     data = read_labelled(paths)
     say(f"{data.rows} labelled rows")
     estimator, info = fit(data, seed, rules, say)
-    fast = compile_estimator(estimator)
+    fast = served(estimator)
     test = info.pop("test_rows")
     with registry.lock():
         old = _champion_metrics(registry, data, test, rules, say)

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.core import _kernel as kernel
 from service.core.conditions import Compiler, ConditionError, Program
 
 NAN = np.nan
@@ -206,42 +205,31 @@ def test_a_text_compared_with_an_option_it_never_has_fails_at_compile_time():
 
 
 def test_a_program_computes_each_shared_part_once_and_answers_every_key():
-    trees = {
-        "one": COMPILER.condition_tree("x >= 3 and f"),
-        "two": COMPILER.condition_tree("x >= 3 or missing(y)"),
-        "bound": COMPILER.value_tree("max(x, 4)"),
-    }
-    program = Program([list(trees.values())])
-    greater_equal = 3  # the opcode's position in service/_kernel.c
-    assert (program.code[:, 0] == greater_equal).sum() == 1
-    one, two, bound = program.evaluate(context(), 4)
-    assert one.tolist() == [0.0, 0.0, 1.0, 0.0]
-    assert two.tolist() == [0.0, 1.0, 1.0, 0.0]
+    trees = [
+        COMPILER.condition_tree("x >= 3 and f"),
+        COMPILER.condition_tree("x >= 3 or missing(y)"),
+        COMPILER.value_tree("max(x, 4)"),
+    ]
+    program = Program(trees)
+    assert [function for function, _ in program.steps].count(np.greater_equal) == 1
+    one, two, bound = program.run(context())
+    assert one.tolist() == [False, False, True, False]
+    assert two.tolist() == [False, True, True, False]
     assert bound.tolist() == [4.0, 4.0, 5.0, 4.0]
 
 
-def test_segments_share_what_an_earlier_segment_computed():
-    first = COMPILER.condition_tree("x >= 3")
-    later = COMPILER.condition_tree("x >= 3 and f")
-    program = Program([[first], [later]])
-    assert program.bounds.tolist() == [0, 1, 2]  # the second segment only adds the `and`
-    assert [v.tolist() for v in program.evaluate(context(), 4)] == [
-        [0.0, 1.0, 1.0, 0.0],
-        [0.0, 0.0, 1.0, 0.0],
-    ]
+def test_a_program_reads_the_context_it_is_given_each_time():
+    """A stage's program reads the values as they stand when it runs: a later stage rewriting a
+    value (the range) is read afresh, never from an earlier computation."""
+    program = Program([COMPILER.condition_tree("x >= 3")])
+    before, after = context(), {**context(), "x": np.array([9.0, 0.0, 9.0, 0.0])}
+    assert program.run(before)[0].tolist() == [False, True, True, False]
+    assert program.run(after)[0].tolist() == [True, False, True, False]
 
 
-def test_the_kernel_refuses_a_program_that_does_not_fit_its_registers():
-    program = Program([[COMPILER.condition_tree("x >= 3")]])
-    ctx = program.context(context(), 4)
-    bad = program.code.copy()
-    bad[0, 2] = program.registers  # reads past the last register
-    head = (program.registers, len(program.slots), program.creg, program.cval)
-    want, out = np.array([0], np.int32), np.empty((1, 4))
-    with pytest.raises(ValueError, match="does not fit"):
-        kernel.evaluate(bad, *head, ctx, 4, want, out)
-    with pytest.raises(ValueError, match="does not fit"):  # a context of the wrong size
-        kernel.evaluate(program.code, *head, ctx[:, :2], 4, want, out)
+def test_a_program_of_constants_gives_a_number():
+    (value_,) = Program([COMPILER.value_tree("max(8, 6)")]).run(context())
+    assert value_ == 8.0
 
 
 # Random conditions, against a row-by-row reading of the language's rules
@@ -317,9 +305,8 @@ def _row_value(text: str, row: dict) -> bool:
 def test_a_program_of_random_conditions_agrees_with_a_row_by_row_reading(texts):
     ctx = context()
     trees = [COMPILER.condition_tree(text) for text in texts]
-    program = Program([trees])
-    out = program.evaluate(ctx, 4)
+    out = Program(trees).run(ctx)
     for k, text in enumerate(texts):
-        got = (out[k] != 0).tolist()
+        got = np.broadcast_to(np.asarray(out[k], dtype=bool), (4,)).tolist()
         rows = [{name: ctx[name][i].item() for name in KINDS} for i in range(4)]
-        assert got == [_row_value(text, row) for row in rows], (text, program.code.tolist())
+        assert got == [_row_value(text, row) for row in rows], text

@@ -12,7 +12,7 @@ import pytest
 from service.cli import main
 from service.core.errors import InvalidInput
 from service.registry import Registry, RegistryError
-from service.training.fit import read_labelled
+from service.training.data import read_labelled
 from service.training.retrain import Gates, held_back, retrain
 
 

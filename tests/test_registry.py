@@ -1,4 +1,5 @@
-"""The model file: skops only, checked on load, and a numpy path equal to scikit-learn's."""
+"""The model registry's files: skops only, checked on load, and a served numpy evaluator equal
+to scikit-learn's."""
 
 import json
 import shutil
@@ -12,16 +13,16 @@ import skops.io as sio
 from service.core.errors import ModelRefused
 from service.core.features import FEATURES
 from service.core.fields import BANDS
-from service.core.model import (
+from service.registry import (
     METADATA_FILE,
     MODEL_FILE,
     SERVING_FILE,
-    compile_estimator,
     load_estimator,
     load_model,
     sha256,
 )
-from service.training.fit import read_labelled
+from service.training.data import read_labelled
+from service.training.estimator import served
 
 
 @pytest.fixture
@@ -40,8 +41,9 @@ def _edit_metadata(folder, **changes):
 
 def test_numpy_path_equals_scikit_learn_predict_proba_on_many_rows(model, cohort_csv):
     X = read_labelled([cohort_csv]).X
-    order = [list(model.estimator.classes_).index(b) for b in BANDS]
-    expected = model.estimator.predict_proba(X)[:, order]
+    estimator = load_estimator(model.folder)
+    order = [list(estimator.classes_).index(b) for b in BANDS]
+    expected = estimator.predict_proba(X)[:, order]
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=0, atol=1e-9)
 
 
@@ -59,17 +61,19 @@ def test_model_round_trips_through_skops(model, version_copy):
 
 
 def test_served_parameters_are_the_estimators_to_the_last_bit(version_copy):
-    served = load_model(version_copy).fast
-    compiled = compile_estimator(load_estimator(version_copy))
+    loaded = load_model(version_copy).fast
+    compiled = served(load_estimator(version_copy))
     for name in ("fill", "mean", "scale", "coef", "intercept"):
-        assert np.array_equal(getattr(served, name), getattr(compiled, name), equal_nan=True)
-    assert served.beta == compiled.beta
+        assert np.array_equal(getattr(loaded, name), getattr(compiled, name), equal_nan=True)
+    assert loaded.beta == compiled.beta
 
 
 def test_serving_a_model_imports_neither_scikit_learn_nor_skops(version_copy):
     code = (
-        "import sys; from service.core.model import load_model; from service import batch; "
-        f"load_model({str(version_copy)!r}); "
+        "import sys; from service.registry import load_model; from service.batch import score; "
+        "from service.api.app import create_app; from service.core.recommend import Recommender; "
+        f"Recommender(model=load_model({str(version_copy)!r})).recommend("
+        "{'footwear': {'current_drop_mm': 8}}); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'skops')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -143,8 +147,11 @@ def test_a_model_file_with_untrusted_types_is_refused_when_the_estimator_loads(v
     _edit_metadata(version_copy, sha256=sha256(version_copy / MODEL_FILE))
     with pytest.raises(ModelRefused, match="untrusted"):
         load_estimator(version_copy)
+    meta = json.loads((version_copy / METADATA_FILE).read_text())
+    del meta["serving_sha256"]  # as registered before serving.json: compiled from the estimator
+    (version_copy / METADATA_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelRefused, match="untrusted"):
-        _ = load_model(version_copy).estimator
+        load_model(version_copy)
 
 
 def test_missing_metadata_is_refused(version_copy):
