@@ -103,10 +103,9 @@ def round4(x: np.ndarray) -> np.ndarray:
 
 def rule_ids(d: Decisions) -> tuple[list[str], np.ndarray]:
     """Each row's applied rules (fired, not overruled) by id, joined by ';', as (texts, codes)."""
-    order = d.book.id_order
-    active = (d.fired & ~d.overruled)[order]
+    active = d.fired & ~d.overruled
     first, codes = distinct(*np.packbits(active, axis=0))
-    ids = [d.book.rules[j].id for j in order]
+    ids = [rule.id for rule in d.book.rules]
     return [";".join(compress(ids, flags)) for flags in active[:, first].T.tolist()], codes
 
 

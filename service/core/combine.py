@@ -8,6 +8,7 @@ advice, confidence, urgency and direction. Firings are rules x rows boolean matr
 steps that look at every rule are a few array operations, not a loop over rows.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,46 +28,51 @@ KEEP, LOWER, RAISE, STEP_BACK_UP = range(len(DIRECTIONS))
 
 
 def _parts(rule: Rule) -> dict[str, Node]:
-    """Every expression of a rule by its part; reasons by their position."""
-    parts = {"when": rule.when} | {f"reason{k}": r.when for k, r in enumerate(rule.reasons)}
-    for part in ("floor", "ceiling", "advice_when"):
-        tree = getattr(rule, part)
-        if tree is not None:
-            parts[part] = tree
-    return parts
+    """A rule's expressions besides its condition, by part: floor, ceiling, advice_when."""
+    parts = {part: getattr(rule, part) for part in ("floor", "ceiling", "advice_when")}
+    return {part: tree for part, tree in parts.items() if tree is not None}
 
 
 class Stage:
     """One stage's rules (their indices in the book, in priority order) and one program for
-    all their expressions."""
+    all their expressions: every rule's condition, then its reasons and other parts."""
 
     def __init__(self, members: list[tuple[int, Rule]]):
         self.members = members
-        self.keys: list[tuple[int, str]] = []
-        trees = []
-        for j, rule in members:
-            for part, tree in _parts(rule).items():
-                self.keys.append((j, part))
-                trees.append(tree)
+        self.fired_names = [fired_name(rule.id) for _, rule in members]
+        self.reasons = [(rule.id, len(rule.reasons)) for _, rule in members if rule.reasons]
+        self.parts = [(j, rule.id, part) for j, rule in members for part in _parts(rule)]
+        trees = [rule.when for _, rule in members]
+        trees += [reason.when for _, rule in members for reason in rule.reasons]
+        trees += [_parts(rule)[part] for j, rule_id, part in self.parts
+                  for rule in [dict(members)[j]]]  # fmt: skip
         self.program = Program(trees)
 
 
 class RuleBook:
-    """The rules by stage, in the order they are given (priority order within a stage), and
-    each rule's effect as arrays over the rules."""
+    """The rules in id order (as answers list them; the rows of every rules x rows matrix),
+    by stage in the order they are given (priority order within a stage), and each rule's
+    effect as arrays over the rules."""
 
     def __init__(self, rules: tuple[Rule, ...]):
-        self.rules = rules
-        self.index = {rule.id: j for j, rule in enumerate(rules)}
-        self.id_order = sorted(range(len(rules)), key=lambda j: rules[j].id)  # as answers list
+        self.rules = tuple(sorted(rules, key=lambda rule: rule.id))
+        self.index = {rule.id: j for j, rule in enumerate(self.rules)}
         self.stages = {
-            name: Stage([(j, r) for j, r in enumerate(rules) if r.stage == name]) for name in STAGES
+            name: Stage([(self.index[r.id], r) for r in rules if r.stage == name])
+            for name in STAGES
         }
-        self.stops = np.array([bool(r.referral) and not r.provisional for r in rules])
-        self.has_advice = np.array([r.advice is not None for r in rules])
-        self.factor = np.array([r.confidence or 1.0 for r in rules])
-        self.urgency = np.array([URGENCY.index(r.referral or "") for r in rules])
-        self.sets_band = np.array([bool(r.band) or r.stage == "range" for r in rules])
+        self.stops = self._each(lambda r: bool(r.referral) and not r.provisional)
+        self.referrals = self._each(lambda r: bool(r.referral))
+        self.has_advice = self._each(lambda r: r.advice is not None)
+        self.clinician = self._each(lambda r: r.clinician)
+        self.sets_band = self._each(lambda r: bool(r.band) or r.stage == "range")
+        self.keeps_band = self._each(lambda r: bool(r.band))
+        self.factor = np.array([r.confidence or 1.0 for r in self.rules])
+        self.urgency = np.array([URGENCY.index(r.referral or "") for r in self.rules])
+
+    def _each(self, test: Callable[[Rule], bool]) -> np.ndarray:
+        """A rule property as a column over the rules (rules x 1, broadcast over rows)."""
+        return np.array([[test(rule)] for rule in self.rules])
 
 
 @dataclass
@@ -113,28 +119,28 @@ class _Run:
     def stage(self, name: str) -> list[tuple[int, Rule]]:
         """Evaluate a stage's rules; those that fired on some row."""
         stage = self.book.stages[name]
-        values = dict(zip(stage.keys, stage.program.run(self.ctx), strict=True))
+        values = stage.program.run(self.ctx)
         hit = []
-        for j, rule in stage.members:
-            self.fired[j] = mask = values[j, "when"]
-            self.ctx[fired_name(rule.id)] = mask
-            if rule.floor is not None:  # every row's, fired or not: the summary compares them
-                self.floors[rule.id] = np.ceil(self._full(values[j, "floor"]))
-            if rule.ceiling is not None:
-                self.ceilings[rule.id] = np.floor(self._full(values[j, "ceiling"]))
-            if rule.reasons:
-                self.reasons[rule.id] = [
-                    self._full(values[j, f"reason{k}"]) for k in range(len(rule.reasons))
-                ]
-            if rule.advice_when is not None:
-                self.advice_when[j] = values[j, "advice_when"]
-            if mask.any():
-                hit.append((j, rule))
+        for member, name, mask in zip(stage.members, stage.fired_names, values, strict=False):
+            self.fired[member[0]] = self.ctx[name] = mask
+            if np.count_nonzero(mask):
+                hit.append(member)
+        rest = iter(values[len(stage.members) :])
+        for rule_id, count in stage.reasons:
+            self.reasons[rule_id] = [next(rest) for _ in range(count)]
+        for j, rule_id, part in stage.parts:
+            value = next(rest)
+            if part == "floor":  # every row's, fired or not: the summary compares them
+                self.floors[rule_id] = np.ceil(self._full(value))
+            elif part == "ceiling":
+                self.ceilings[rule_id] = np.floor(self._full(value))
+            else:
+                self.advice_when[j] = value
         return hit
 
     def _full(self, value: Any) -> np.ndarray:
         """An n-row array from an expression's value (a number when it reads no column)."""
-        return np.broadcast_to(value, (self.n,))
+        return value if isinstance(value, np.ndarray) else np.full(self.n, value)
 
 
 def _choose_band(
@@ -156,7 +162,7 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     fired, overruled = run.fired, np.zeros_like(run.fired)
 
     run.stage("referral")
-    stop = (fired & book.stops[:, None]).any(axis=0)  # a hard referral: no change of shoes
+    stop = (fired & book.stops).any(axis=0)  # a hard referral: no change of shoes
 
     # Bounds in priority order; a bound that would empty the interval is set aside.
     lo, hi = np.zeros(n), np.full(n, MAX_DROP)
@@ -194,8 +200,8 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
 
     # A hard referral overrules every other firing and silences all advice; a bound set aside
     # for a higher-priority bound keeps its advice (e.g. HD015's bone-stress warning).
-    overruled |= stop & fired & ~book.stops[:, None]
-    advice = fired & book.has_advice[:, None] & ~stop & run.advice_when
+    overruled |= stop & fired & ~book.stops
+    advice = fired & book.has_advice & ~stop & run.advice_when
     active = fired & ~overruled
     factor = np.where(active, book.factor[:, None], 1.0).prod(axis=0)
     urgency = np.where(active, book.urgency[:, None], 0).max(axis=0, initial=0)
@@ -246,9 +252,13 @@ def _shaped(
     answer changes shoes."""
     low_side = (BAND_HI[top] < lo) | (BAND_LO[band] < lo)
     high_side = (BAND_LO[top] > hi) | (BAND_HI[band] > hi)
-    shaped = np.repeat(book.sets_band[:, None], len(current), axis=1)
-    for rule_id, floor in run.floors.items():
-        shaped[book.index[rule_id]] |= (floor == lo) & low_side | changes & (floor > current)
-    for rule_id, ceiling in run.ceilings.items():
-        shaped[book.index[rule_id]] |= (ceiling == hi) & high_side | changes & (ceiling < current)
+    shaped = np.repeat(book.sets_band, len(current), axis=1)
+    if run.floors:
+        floors = np.array(list(run.floors.values()))
+        rows = [book.index[rule_id] for rule_id in run.floors]
+        shaped[rows] |= (floors == lo) & low_side | changes & (floors > current)
+    if run.ceilings:
+        ceilings = np.array(list(run.ceilings.values()))
+        rows = [book.index[rule_id] for rule_id in run.ceilings]
+        shaped[rows] |= (ceilings == hi) & high_side | changes & (ceilings < current)
     return shaped

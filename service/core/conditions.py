@@ -221,7 +221,7 @@ class Program:
         self._numbers: dict[Node, int] = {}
         self.names: list[str] = []  # the context names read, slots 0..
         self.constants: list[Any] = []  # then the constants
-        self.steps: list[tuple[Callable[..., Any], tuple[int, ...]]] = []  # then each step
+        self.steps: list[tuple[Callable[..., Any], int, int]] = []  # then each step: f(a[, b])
         leaves = {leaf for tree in trees for leaf in _leaves(tree)}
         for leaf in sorted(leaves, key=lambda leaf: (leaf[0] != "name", repr(leaf))):
             self._numbers[leaf] = len(self._numbers)
@@ -236,8 +236,8 @@ class Program:
                 return self._number(_all("logical_or", parts) if len(parts) > 1 else parts[0])
             if node[0] not in FUNCTIONS:
                 raise ConditionError(f"cannot evaluate {node[0]!r}")
-            args = tuple(self._number(child) for child in node[1:])
-            self.steps.append((FUNCTIONS[node[0]], args))
+            args = [self._number(child) for child in node[1:]]
+            self.steps.append((FUNCTIONS[node[0]], args[0], args[1] if len(args) > 1 else -1))
             number = self._numbers[node] = len(self._numbers)
         return number
 
@@ -245,8 +245,9 @@ class Program:
         """Each tree's value: an n-row array, or a number for a tree of constants only."""
         values = [ctx[name] for name in self.names]
         values += self.constants
-        for function, args in self.steps:
-            values.append(function(*[values[k] for k in args]))
+        add = values.append
+        for function, a, b in self.steps:
+            add(function(values[a]) if b < 0 else function(values[a], values[b]))
         return [values[k] for k in self.roots]
 
 

@@ -88,9 +88,7 @@ def _answer(
 ) -> dict[str, Any]:
     book = d.book
     firings, advice, reasons = [], [], []
-    for j in book.id_order:
-        if not d.fired[j, i]:
-            continue
+    for j in np.flatnonzero(d.fired[:, i]).tolist():  # in id order
         rule, overruled = book.rules[j], bool(d.overruled[j, i])
         firings.append(
             {
@@ -104,9 +102,8 @@ def _answer(
         )
         if d.advice[j, i]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
-    for j, rule in enumerate(book.rules):  # referral reasons in the table's order
-        if rule.referral and d.fired[j, i] and not d.overruled[j, i]:
-            reasons += TemplateValues(d, i, rule).reasons()
+    for j in np.flatnonzero(book.referrals[:, 0] & d.fired[:, i] & ~d.overruled[:, i]).tolist():
+        reasons += TemplateValues(d, i, book.rules[j]).reasons()
     urgency = URGENCY[int(d.urgency[i])]
     referral = {"urgency": urgency, "reasons": reasons} if urgency else None
     band, lo, hi = int(d.band[i]), int(d.range_min[i]), int(d.range_max[i])

@@ -47,11 +47,11 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     side (from the lunge angle when not measured, less a shoe's heel), `ktw_min`, `ktw_asym`,
     and the flags `pain3`, `regular_runner` and `lifting`."""
     ctx = {name: cols[path] for name, path in _NAMES}
-    severity = np.fmax(np.stack([ctx[name] for name in SEVERITIES]), 0.0)
+    severity = np.fmax(np.array([ctx[name] for name in SEVERITIES]), 0.0)
     ctx.update(zip(SEVERITIES, severity, strict=True))
     current = ctx["current_drop_mm"] + np.fmax(ctx["heel_insert_mm"], 0.0)
-    ktw = np.stack([cols[f"mobility.knee_to_wall_cm.{side}"] for side in _SIDES])
-    lunge = np.stack([cols[f"mobility.lunge_angle_deg.{side}"] for side in _SIDES])
+    ktw = np.array([cols[f"mobility.knee_to_wall_cm.{side}"] for side in _SIDES])
+    lunge = np.array([cols[f"mobility.lunge_angle_deg.{side}"] for side in _SIDES])
     heel = SHOE_HEEL_CM * (ctx["measured_in"] == SHOES)
     left, right = np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - heel
     primary = ctx["primary"]
@@ -115,14 +115,14 @@ def model_inputs(ctx: dict[str, np.ndarray]) -> np.ndarray:
     felt = ctx["restriction_felt"] == FELT  # front, both, back
     front, back = felt[0] | felt[1], felt[2]
     heeled, hours, km, asym = np.fmax(
-        np.stack([ctx[name] for name in
+        np.array([ctx[name] for name in
                   ("years_in_heeled_shoes", "high_heel_hours_per_week", "running_km_per_week",
                    "ktw_asym")]),
         0.0,
     )  # fmt: skip
     started = ctx["started_after_shoe_change"] == 1
     convert = (current <= 2) & (started | (weeks < 26)) & (heeled >= 5)
-    pains = np.stack([ctx[name] for name in PAINS])
+    pains = np.array([ctx[name] for name in PAINS])
     adapted = ~ctx["pain3"] & (ktw >= 10)
     mass, runner = ctx["body_mass_kg"], ctx["regular_runner"]
     columns = (
@@ -159,7 +159,7 @@ def model_inputs(ctx: dict[str, np.ndarray]) -> np.ndarray:
         front & (ktw < 6),
         back & (ktw < 6),
     )
-    return np.stack(columns, axis=1, dtype=np.float64)
+    return np.array(columns, dtype=np.float64).T
 
 
 def features(cols: Columns) -> tuple[dict[str, np.ndarray], np.ndarray]:

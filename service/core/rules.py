@@ -103,9 +103,12 @@ class Rule:
     clinician: bool = False  # the advice sends the person to a clinician: the summary says it
 
     @cached_property
-    def templated(self) -> bool:
-        """The message has values to fill in (a referral's reasons among them)."""
-        return "{" in self.message
+    def reads(self) -> tuple[str, ...]:
+        """The values its message reads, its reasons' included, "reasons" excepted."""
+        names = template_names(self.message)
+        if "reasons" in names:
+            names |= set().union(*(template_names(r.text) for r in self.reasons))
+        return tuple(sorted(names - {"reasons"}))
 
     @cached_property
     def effect(self) -> str:

@@ -49,35 +49,33 @@ def slots(d: Decisions, messages: np.ndarray, texts: Texts) -> np.ndarray:
     `messages` holds the codes of the fired rules' messages (rules x rows, `texts.messages`).
     """
     book = d.book
-    order = book.id_order  # rules as answers list them
-    rules = [book.rules[j] for j in order]
     n = d.fired.shape[1]
-    active = (d.fired & ~d.overruled)[order]
-    codes = messages[order]
-    referral = np.array([bool(r.referral) for r in rules])[:, None]
-    stop = (active & book.stops[order][:, None]).any(axis=0)
+    active = d.fired & ~d.overruled
+    stop = (active & book.stops).any(axis=0)
     go = ~stop
-    why = d.shaped[order] & active & go
+    why = d.shaped & active & go
     why &= np.cumsum(why, axis=0) <= WHY
-    told = why | (active & referral & stop)  # a hard referral tells every referral message
-    out = np.zeros((max(CLINICIAN + 1, int(referral.sum()) + 1), n), dtype=np.int64)
+    told = why | (active & book.referrals & stop)  # a hard referral tells every referral message
+    out = np.zeros((max(CLINICIAN + 1, int(book.referrals.sum()) + 1), n), dtype=np.int64)
     r, i = np.nonzero(told)
-    out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = codes[r, i]  # after the lead, if any
+    out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = messages[r, i]  # after the lead, if any
     current = d.ctx["current"]
     stops = np.flatnonzero(stop)
-    out[told[:, stops].sum(axis=0), stops] = texts.word(
-        stops, [current[stops]], lambda i: UNTIL_THEN.format(now=float(current[i]))
-    )
+    if len(stops):
+        out[told[:, stops].sum(axis=0), stops] = texts.word(
+            stops, [current[stops]], lambda i: UNTIL_THEN.format(now=float(current[i]))
+        )
     rest = np.flatnonzero(go)
     if not len(rest):
         return out
     out[LEAD, rest] = _leads(d, rest, texts)
-    set_aside = (d.fired & d.overruled)[order][:, rest]
-    out[SET_ASIDE_SLOT, rest] = _set_aside(np.where(set_aside, codes[:, rest], 0), texts)
-    ruled = (active & np.array([bool(r.band) for r in rules])[:, None]).any(axis=0)
+    out[SET_ASIDE_SLOT, rest] = _set_aside(
+        np.where(d.fired & d.overruled, messages, 0)[:, rest], texts
+    )
+    ruled = (active & book.keeps_band).any(axis=0)
     out[MODEL, rest] = _classifier(d, rest, ruled, texts)
-    referred = (active & referral)[:, rest]
-    first = codes[:, rest][referred.argmax(axis=0), np.arange(len(rest))]
+    referred = (active & book.referrals)[:, rest]
+    first = messages[:, rest][referred.argmax(axis=0), np.arange(len(rest))]
     out[REFERRAL, rest] = np.where(referred.any(axis=0), first, 0)
     out[CLINICIAN, rest] = _clinician(d, rest, texts)
     return out
@@ -101,6 +99,8 @@ def _set_aside(asides: np.ndarray, texts: Texts) -> np.ndarray:
     holds, rules x rows, the message code of each rule set aside."""
     codes = np.zeros(asides.shape[1], dtype=np.int64)
     at = np.flatnonzero(asides.any(axis=0))
+    if not len(at):
+        return codes
     some = asides[:, at][asides[:, at].any(axis=1)]  # the rules set aside on some row
 
     def sentence(k: int) -> str:
@@ -129,10 +129,12 @@ def _classifier(d: Decisions, rows: np.ndarray, ruled: np.ndarray, texts: Texts)
 def _clinician(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
     """The advice texts that send a person to a clinician, in id order, as one part per row
     (a hard referral has silenced all advice already)."""
-    marked = [j for j in d.book.id_order if d.book.rules[j].clinician]
+    marked = np.flatnonzero(d.book.clinician)
     given = d.advice[marked][:, rows]
     codes = np.zeros(len(rows), dtype=np.int64)
     at = np.flatnonzero(given.any(axis=0))
+    if not len(at):
+        return codes
 
     def advice(i: int) -> str:
         return " ".join(d.book.rules[j].advice or "" for j in marked if d.advice[j, i])

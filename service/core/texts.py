@@ -14,7 +14,7 @@ import numpy as np
 from service.core.combine import Decisions
 from service.core.features import context_name
 from service.core.fields import FIELDS
-from service.core.rules import Rule, template_names
+from service.core.rules import Rule
 
 ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
 
@@ -143,13 +143,8 @@ def _wording(d: Decisions, rule: Rule) -> Callable[[int], str]:
 
 def _inputs(d: Decisions, rule: Rule, rows: np.ndarray) -> list[np.ndarray]:
     """Every value a rule's message reads, for the given rows."""
-    names = template_names(rule.message)
-    values: list[np.ndarray] = []
-    if "reasons" in names:
-        for reason, held in zip(rule.reasons, d.reasons[rule.id], strict=True):
-            names |= template_names(reason.text)
-            values.append(held[rows])
-    for name in sorted(names - {"reasons"}):
+    values = [held[rows] for held in d.reasons.get(rule.id, ())] if rule.reasons else []
+    for name in rule.reads:
         source = {"floor_value": d.floors, "ceiling_value": d.ceilings}.get(name)
         values.append((source[rule.id] if source is not None else d.ctx[name])[rows])
     return values

@@ -514,8 +514,11 @@ def test_a_batch_of_requests_answers_each_as_alone(rules_only):
 def test_each_stage_evaluates_only_its_own_rules(rules):
     book = RuleBook(rules)
     for name, stage in book.stages.items():
-        assert {book.rules[j].stage for j, _ in stage.keys} <= {name}
+        assert {rule.stage for _, rule in stage.members} <= {name}
+        assert all(book.rules[j] is rule for j, rule in stage.members)
     assert sum(len(stage.members) for stage in book.stages.values()) == len(rules)
+    bounds = [rule.id for _, rule in book.stages["bounds"].members]
+    assert bounds == [rule.id for rule in rules if rule.stage == "bounds"]  # priority order
 
 
 def test_a_pace_rule_reads_the_range_as_the_range_stage_left_it(rules):
@@ -672,7 +675,7 @@ def test_the_rules_that_shaped_an_answer_are_those_the_summary_rule_names():
         lo, hi, now = d.allowed_min[i], d.allowed_max[i], d.ctx["current"][i]
         band, top = int(d.band[i]), int(d.model_band[i])
         changes = DIRECTIONS[d.direction[i]] != "keep"
-        for j, rule in enumerate(rules):
+        for j, rule in enumerate(d.book.rules):
             want = bool(rule.band) or rule.stage == "range"
             if rule.floor is not None:
                 f = d.floors[rule.id][i]

@@ -211,7 +211,7 @@ def test_a_program_computes_each_shared_part_once_and_answers_every_key():
         COMPILER.value_tree("max(x, 4)"),
     ]
     program = Program(trees)
-    assert [function for function, _ in program.steps].count(np.greater_equal) == 1
+    assert [step[0] for step in program.steps].count(np.greater_equal) == 1
     one, two, bound = program.run(context())
     assert one.tolist() == [False, False, True, False]
     assert two.tolist() == [False, True, True, False]
