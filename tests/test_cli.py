@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from service.api.schemas import RecommendationResponseSchema
 from service.cli import main
-from service.core.schema import RecommendationResponseSchema
 
 REQUEST = {
     "client_ref": "cli-1",

@@ -17,7 +17,7 @@ from service.batch.reader import MALFORMED
 from service.core.combine import DIRECTIONS, Decisions
 from service.core.fields import BANDS
 from service.core.summary import slots
-from service.core.texts import Texts, distinct, messages
+from service.core.texts import Texts, distinct
 from service.core.validate import check_columns
 
 if TYPE_CHECKING:  # the recommender (and marshmallow under it) loads only to score a file
@@ -112,7 +112,7 @@ def rule_ids(d: Decisions) -> tuple[list[str], np.ndarray]:
 def summaries(d: Decisions) -> pa.Array:
     """Every row's summary: the core's parts for the chunk, joined in arrow."""
     texts = Texts()
-    parts = slots(d, messages(d, texts), texts)
+    parts = slots(d, texts)
     words = pa.array(texts.texts, type=pa.string())
     columns = [pc.take(words, pa.array(codes, mask=codes == 0)) for codes in parts]
     return pc.binary_join_element_wise(*columns, " ", null_handling="skip")

@@ -76,7 +76,7 @@ def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
     """The SPEC responses for every row, without their request ids and client refs."""
     texts = Texts()
     message_codes = messages(d, texts)
-    summaries = texts.join(slots(d, message_codes, texts))
+    summaries = texts.join(slots(d, texts, message_codes))
     return [
         _answer(d, model, i, summaries[i], [texts.texts[c] for c in message_codes[:, i]])
         for i in range(len(summaries))

@@ -7,6 +7,7 @@ these parameters beside the estimator (`serving.json`).
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,19 @@ class LinearSoftmax:
         softmax, so setting a group to typical moves every band's logit by that group's share
         of (x - typical) / scale . coef: all groups at once, without re-running the model."""
         away = (np.where(np.isnan(X), self.fill, X) - self.fill) / self.scale
-        per_group = GROUP_OF[:, :, None] * (self.coef.T * self.beta)[:, None, :]
-        shift = np.tensordot(away, per_group, axes=1)  # rows x groups x bands
+        shift = (away @ self._group_weights).reshape(len(X), *GROUP_OF.shape[1:], -1)
         logp = np.log(probs)
         occluded = logp[:, None, :] - shift  # rows x groups x bands
         peak = occluded.max(axis=2, keepdims=True)
         total = np.log(np.exp(occluded - peak).sum(axis=2)) + peak[:, :, 0]
         rows, top = np.arange(len(probs)), probs.argmax(axis=1)
         return logp[rows, top][:, None] - occluded[rows, :, top] + total
+
+    @cached_property
+    def _group_weights(self) -> np.ndarray:
+        """features x (groups x bands): each feature's weight on each band, in its group."""
+        per_group = GROUP_OF[:, :, None] * (self.coef.T * self.beta)[:, None, :]
+        return per_group.reshape(len(GROUP_OF), -1)
 
     def to_json(self) -> dict[str, Any]:
         """The parameters as JSON values; `classes` names the rows of coef and intercept."""

@@ -1,4 +1,4 @@
-"""marshmallow schemas for the request (generated from the field table) and the response."""
+"""The request's marshmallow schema, generated from the field table, and its quick check."""
 
 import math
 from collections.abc import Callable, Mapping
@@ -7,9 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from service.core.errors import InvalidInput
-from service.core.fields import BANDS, FIELDS, Field
-
-DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
+from service.core.fields import FIELDS, Field
 
 
 class StrictNumber(fields.Float):
@@ -209,80 +207,3 @@ def load_request(data: Any) -> dict[str, Any]:
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, Mapping) else {"_schema": exc.messages}
         raise InvalidInput("The request has invalid fields.", flatten_errors(messages)) from None
-
-
-class DropRangeSchema(Schema):
-    min = fields.Integer(required=True)
-    max = fields.Integer(required=True)
-
-
-class PlanStepSchema(Schema):
-    step = fields.Integer(required=True)
-    drop_mm = fields.Integer(required=True)
-    weeks = fields.Integer(required=True)
-    note = fields.String(required=True)
-
-
-class ReferralSchema(Schema):
-    urgency = fields.String(required=True, validate=validate.OneOf(("today", "soon")))
-    reasons = fields.List(fields.String(), required=True)
-
-
-class FollowUpSchema(Schema):
-    retest_weeks = fields.Integer(required=True)
-    step_back_if = fields.String(required=True)
-
-
-class RecommendationSchema(Schema):
-    drop_mm = fields.Nested(DropRangeSchema, required=True)
-    band = fields.String(required=True, validate=validate.OneOf(BANDS))
-    direction = fields.String(required=True, validate=validate.OneOf(DIRECTIONS))
-    transition_plan = fields.List(fields.Nested(PlanStepSchema), required=True)
-    confidence = fields.Float(required=True)
-    refer_to_clinician = fields.Boolean(required=True)
-    referral = fields.Nested(ReferralSchema, allow_none=True, required=True)
-    follow_up = fields.Nested(FollowUpSchema, required=True)
-
-
-class RuleFiringSchema(Schema):
-    id = fields.String(required=True)
-    name = fields.String(required=True)
-    effect = fields.String(required=True)
-    message = fields.String(required=True)
-    rationale = fields.String(required=True)
-    overruled = fields.Boolean(required=True)
-
-
-class FactorSchema(Schema):
-    feature = fields.String(required=True)
-    value = fields.Raw(allow_none=True)
-    contribution = fields.Float(required=True)
-
-
-class ModelViewSchema(Schema):
-    version = fields.String(allow_none=True, required=True)
-    band_probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
-    top_band = fields.String(allow_none=True, required=True)
-    top_factors = fields.List(fields.Nested(FactorSchema), required=True)
-    overridden_by_rules = fields.Boolean(required=True)
-
-
-class ExplanationSchema(Schema):
-    summary = fields.String(required=True)
-    rules = fields.List(fields.Nested(RuleFiringSchema), required=True)
-    model = fields.Nested(ModelViewSchema, required=True)
-    missing_inputs = fields.List(fields.String(), required=True)
-
-
-class AdviceSchema(Schema):
-    id = fields.String(required=True)
-    text = fields.String(required=True)
-
-
-class RecommendationResponseSchema(Schema):
-    request_id = fields.String(required=True)
-    client_ref = fields.String(allow_none=True, required=True)
-    recommendation = fields.Nested(RecommendationSchema, required=True)
-    explanation = fields.Nested(ExplanationSchema, required=True)
-    advice = fields.List(fields.Nested(AdviceSchema), required=True)
-    degraded = fields.Boolean(required=True)

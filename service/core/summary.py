@@ -13,7 +13,7 @@ import numpy as np
 
 from service.core.combine import DIRECTIONS, Decisions
 from service.core.fields import BANDS
-from service.core.texts import Texts
+from service.core.texts import Texts, messages
 
 LEADS = {
     "keep": "Keep an effective heel drop of {span} ({band}): your {now:g} mm fits.",
@@ -43,10 +43,11 @@ def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
     return said.format(top=top, band=band, p=p)
 
 
-def slots(d: Decisions, messages: np.ndarray, texts: Texts) -> np.ndarray:
+def slots(d: Decisions, texts: Texts, said: np.ndarray | None = None) -> np.ndarray:
     """Each row's summary as codes into `texts`, slot by slot (slots x rows; 0 is empty).
 
-    `messages` holds the codes of the fired rules' messages (rules x rows, `texts.messages`).
+    `said` holds the codes of the fired rules' messages (rules x rows, `texts.messages`) when
+    the caller has them; otherwise only the messages the summaries use are worded.
     """
     book = d.book
     n = d.fired.shape[1]
@@ -56,9 +57,16 @@ def slots(d: Decisions, messages: np.ndarray, texts: Texts) -> np.ndarray:
     why = d.shaped & active & go
     why &= np.cumsum(why, axis=0) <= WHY
     told = why | (active & book.referrals & stop)  # a hard referral tells every referral message
+    set_aside = d.fired & d.overruled & go
+    referred = active & book.referrals & go
+    referred &= np.cumsum(referred, axis=0) == 1  # the first referral (a provisional one)
+    if said is None:
+        said = messages(d, texts, told | set_aside | referred)
     out = np.zeros((max(CLINICIAN + 1, int(book.referrals.sum()) + 1), n), dtype=np.int64)
     r, i = np.nonzero(told)
-    out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = messages[r, i]  # after the lead, if any
+    out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = said[r, i]  # after the lead, if any
+    r, i = np.nonzero(referred)
+    out[REFERRAL, i] = said[r, i]
     current = d.ctx["current"]
     stops = np.flatnonzero(stop)
     if len(stops):
@@ -69,14 +77,9 @@ def slots(d: Decisions, messages: np.ndarray, texts: Texts) -> np.ndarray:
     if not len(rest):
         return out
     out[LEAD, rest] = _leads(d, rest, texts)
-    out[SET_ASIDE_SLOT, rest] = _set_aside(
-        np.where(d.fired & d.overruled, messages, 0)[:, rest], texts
-    )
+    out[SET_ASIDE_SLOT, rest] = _set_aside(np.where(set_aside, said, 0)[:, rest], texts)
     ruled = (active & book.keeps_band).any(axis=0)
     out[MODEL, rest] = _classifier(d, rest, ruled, texts)
-    referred = (active & book.referrals)[:, rest]
-    first = messages[:, rest][referred.argmax(axis=0), np.arange(len(rest))]
-    out[REFERRAL, rest] = np.where(referred.any(axis=0), first, 0)
     out[CLINICIAN, rest] = _clinician(d, rest, texts)
     return out
 

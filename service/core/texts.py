@@ -126,12 +126,14 @@ class TemplateValues(dict[str, Any]):
         ]
 
 
-def messages(d: Decisions, texts: Texts) -> np.ndarray:
-    """Codes of every fired rule's message (rules x rows; 0 where the rule did not fire)."""
-    codes = np.zeros(d.fired.shape, dtype=np.int64)
-    for j in np.flatnonzero(d.fired.any(axis=1)).tolist():
+def messages(d: Decisions, texts: Texts, wanted: np.ndarray | None = None) -> np.ndarray:
+    """Codes of the fired rules' messages (rules x rows; 0 where the rule did not fire), or of
+    those `wanted` (a rules x rows mask of fired rules)."""
+    wanted = d.fired if wanted is None else wanted
+    codes = np.zeros(wanted.shape, dtype=np.int64)
+    for j in np.flatnonzero(wanted.any(axis=1)).tolist():
         rule = d.book.rules[j]
-        rows = np.flatnonzero(d.fired[j])
+        rows = np.flatnonzero(wanted[j])
         codes[j, rows] = texts.word(rows, _inputs(d, rule, rows), _wording(d, rule))
     return codes
 

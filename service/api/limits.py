@@ -1,0 +1,46 @@
+"""Per-key rate limits, with Flask-Limiter configured as its documentation shows.
+
+One budget per caller (its key's id; its address before a key is known) shared by every route
+behind a key: Flask-Limiter's application limits, HEELDROP_RATE_LIMIT. The public routes are
+exempt. Counters live in memory, per worker process, by default; a `redis://` URL
+(HEELDROP_RATELIMIT_STORAGE_URL) shares them between workers and instances, and if Redis cannot
+be reached each worker counts in memory until it can again (Flask-Limiter's in-memory fallback).
+
+A refusal is 429 with Retry-After. The X-RateLimit-* headers go on every answer of a limited
+route; Retry-After only on a refusal (429, or 503): it means "wait this long" (RFC 9110), which
+a 200 does not.
+"""
+
+from collections.abc import Collection
+
+from flask import Flask, Response, g, request
+from flask_limiter import Limiter
+
+REFUSALS = (429, 503)
+
+
+def init_limits(app: Flask, rate_limit: str, storage_url: str, public: Collection[str]) -> Limiter:
+    """Bind a limiter to `app`: `rate_limit` per caller on every route but the `public`
+    endpoints, counted in `storage_url`. Settings the app's config already holds (such as
+    RATELIMIT_KEY_PREFIX or RATELIMIT_SWALLOW_ERRORS) are kept."""
+    app.config.setdefault("RATELIMIT_APPLICATION", rate_limit)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_url)
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    limiter = Limiter(key_func=_caller)
+    limiter.request_filter(lambda: request.endpoint is None or request.endpoint in public)
+    # Flask runs after-request functions in the reverse order of their registration: this one,
+    # registered before the limiter's, runs after it has added its headers.
+    app.after_request(_retry_after_only_with_a_refusal)
+    limiter.init_app(app)
+    return limiter
+
+
+def _caller() -> str:
+    return g.get("caller_key") or request.remote_addr or "-"
+
+
+def _retry_after_only_with_a_refusal(response: Response) -> Response:
+    if response.status_code not in REFUSALS:
+        response.headers.pop("Retry-After", None)
+    return response
