@@ -27,25 +27,49 @@ MAX_DROP = 30.0  # the highest drop a range reaches, whatever the current shoe a
 KEEP, LOWER, RAISE, STEP_BACK_UP = range(len(DIRECTIONS))
 
 
-def _parts(rule: Rule) -> dict[str, Node]:
-    """A rule's expressions besides its condition, by part: floor, ceiling, advice_when."""
-    parts = {part: getattr(rule, part) for part in ("floor", "ceiling", "advice_when")}
-    return {part: tree for part, tree in parts.items() if tree is not None}
+@dataclass(frozen=True)
+class Member:
+    """A rule of a stage: its row in the book, and where its stage program's values hold its
+    condition, reasons, floor, ceiling and advice condition (-1: it has none)."""
+
+    row: int
+    rule: Rule
+    fired_name: str  # under which fired() reads it
+    when: int
+    reasons: range
+    floor: int
+    ceiling: int
+    advice_when: int
 
 
 class Stage:
-    """One stage's rules (their indices in the book, in priority order) and one program for
-    all their expressions: every rule's condition, then its reasons and other parts."""
+    """One stage's rules, in priority order, and one program for all their expressions."""
 
-    def __init__(self, members: list[tuple[int, Rule]]):
-        self.members = members
-        self.fired_names = [fired_name(rule.id) for _, rule in members]
-        self.reasons = [(rule.id, len(rule.reasons)) for _, rule in members if rule.reasons]
-        self.parts = [(j, rule.id, part) for j, rule in members for part in _parts(rule)]
-        trees = [rule.when for _, rule in members]
-        trees += [reason.when for _, rule in members for reason in rule.reasons]
-        trees += [_parts(rule)[part] for j, rule_id, part in self.parts
-                  for rule in [dict(members)[j]]]  # fmt: skip
+    def __init__(self, rules: list[tuple[int, Rule]]):
+        trees: list[Node] = []
+
+        def place(tree: Node | None) -> int:
+            if tree is None:
+                return -1
+            trees.append(tree)
+            return len(trees) - 1
+
+        self.members = []
+        for j, rule in rules:
+            when = place(rule.when)
+            reasons = [place(reason.when) for reason in rule.reasons]
+            self.members.append(
+                Member(
+                    row=j,
+                    rule=rule,
+                    fired_name=fired_name(rule.id),
+                    when=when,
+                    reasons=range(when + 1, when + 1 + len(reasons)),
+                    floor=place(rule.floor),
+                    ceiling=place(rule.ceiling),
+                    advice_when=place(rule.advice_when),
+                )
+            )
         self.program = Program(trees)
 
 
@@ -67,8 +91,8 @@ class RuleBook:
         self.clinician = self._each(lambda r: r.clinician)
         self.sets_band = self._each(lambda r: bool(r.band) or r.stage == "range")
         self.keeps_band = self._each(lambda r: bool(r.band))
-        self.factor = np.array([r.confidence or 1.0 for r in self.rules])
-        self.urgency = np.array([URGENCY.index(r.referral or "") for r in self.rules])
+        self.factor = np.array([[r.confidence or 1.0] for r in self.rules])
+        self.urgency = np.array([[URGENCY.index(r.referral or "")] for r in self.rules])
 
     def _each(self, test: Callable[[Rule], bool]) -> np.ndarray:
         """A rule property as a column over the rules (rules x 1, broadcast over rows)."""
@@ -116,26 +140,26 @@ class _Run:
         self.floors: dict[str, np.ndarray] = {}
         self.ceilings: dict[str, np.ndarray] = {}
 
-    def stage(self, name: str) -> list[tuple[int, Rule]]:
-        """Evaluate a stage's rules; those that fired on some row."""
+    def stage(self, name: str) -> list[Member]:
+        """Evaluate a stage's rules; those that fired on some row, with what their decisions
+        read (reasons, floor, ceiling, advice condition) kept."""
         stage = self.book.stages[name]
         values = stage.program.run(self.ctx)
         hit = []
-        for member, name, mask in zip(stage.members, stage.fired_names, values, strict=False):
-            self.fired[member[0]] = self.ctx[name] = mask
-            if np.count_nonzero(mask):
-                hit.append(member)
-        rest = iter(values[len(stage.members) :])
-        for rule_id, count in stage.reasons:
-            self.reasons[rule_id] = [next(rest) for _ in range(count)]
-        for j, rule_id, part in stage.parts:
-            value = next(rest)
-            if part == "floor":  # every row's, fired or not: the summary compares them
-                self.floors[rule_id] = np.ceil(self._full(value))
-            elif part == "ceiling":
-                self.ceilings[rule_id] = np.floor(self._full(value))
-            else:
-                self.advice_when[j] = value
+        for member in stage.members:
+            rule, mask = member.rule, values[member.when]
+            self.fired[member.row] = self.ctx[member.fired_name] = mask
+            if not mask.any():
+                continue
+            hit.append(member)
+            if member.reasons:
+                self.reasons[rule.id] = [values[k] for k in member.reasons]
+            if member.floor >= 0:
+                self.floors[rule.id] = np.ceil(self._full(values[member.floor]))
+            if member.ceiling >= 0:
+                self.ceilings[rule.id] = np.floor(self._full(values[member.ceiling]))
+            if member.advice_when >= 0:
+                self.advice_when[member.row] = values[member.advice_when]
         return hit
 
     def _full(self, value: Any) -> np.ndarray:
@@ -166,7 +190,8 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
 
     # Bounds in priority order; a bound that would empty the interval is set aside.
     lo, hi = np.zeros(n), np.full(n, MAX_DROP)
-    for j, rule in run.stage("bounds"):
+    for member in run.stage("bounds"):
+        j, rule = member.row, member.rule
         new_lo = np.fmax(lo, run.floors[rule.id]) if rule.floor is not None else lo
         new_hi = np.fmin(hi, run.ceilings[rule.id]) if rule.ceiling is not None else hi
         ok = fired[j] & (new_lo <= new_hi)
@@ -178,38 +203,45 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     model_band, band = _choose_band(current, probs, lo, hi)
     current_band = ctx["current_band"]
     fits = (BAND_LO[current_band] <= hi) & (BAND_HI[current_band] >= lo)
-    for j, _ in run.stage("band"):  # the band of the current drop, when the bounds allow it
+    for member in run.stage("band"):  # the band of the current drop, when the bounds allow it
+        j = member.row
         overruled[j] = fired[j] & ~fits
         band = np.where(fired[j] & fits, current_band, band)
     rmin, rmax = np.fmax(BAND_LO[band], lo), np.fmin(BAND_HI[band], hi)
     ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
 
-    for j, _ in run.stage("range"):  # widened to include the current drop
+    for member in run.stage("range"):  # widened to include the current drop
+        j = member.row
         rmin = np.where(fired[j], np.fmin(rmin, np.floor(current)), rmin)
         rmax = np.where(fired[j], np.fmax(rmax, np.ceil(current)), rmax)
-    rmin = np.where(stop, np.floor(current), rmin)
-    rmax = np.where(stop, np.ceil(current), rmax)
-    band = np.where(stop, current_band, band)
+    stopped = stop.any()
+    if stopped:  # a hard referral keeps the current drop
+        rmin = np.where(stop, np.floor(current), rmin)
+        rmax = np.where(stop, np.ceil(current), rmax)
+        band = np.where(stop, current_band, band)
     # An effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range within 0-30.
     rmin, rmax = np.fmin(rmin, MAX_DROP), np.fmin(rmax, MAX_DROP)
     ctx.update(range_min=rmin, range_max=rmax)
 
     pace = np.full(n, float(DEFAULT_PACE_WEEKS))
-    for j, rule in run.stage("pace"):
-        pace = np.where(fired[j], np.fmax(pace, rule.pace_weeks or 0), pace)
+    for member in run.stage("pace"):
+        pace = np.where(fired[member.row], np.fmax(pace, member.rule.pace_weeks or 0), pace)
 
     # A hard referral overrules every other firing and silences all advice; a bound set aside
     # for a higher-priority bound keeps its advice (e.g. HD015's bone-stress warning).
-    overruled |= stop & fired & ~book.stops
-    advice = fired & book.has_advice & ~stop & run.advice_when
+    advice = fired & book.has_advice & run.advice_when
+    if stopped:
+        overruled |= stop & fired & ~book.stops
+        advice &= ~stop
     active = fired & ~overruled
-    factor = np.where(active, book.factor[:, None], 1.0).prod(axis=0)
-    urgency = np.where(active, book.urgency[:, None], 0).max(axis=0, initial=0)
+    factor = np.where(active, book.factor, 1.0).prod(axis=0)
+    urgency = np.where(active, book.urgency, 0).max(axis=0, initial=0)
     base = probs[np.arange(n), band] if probs is not None else RULES_ONLY_CONFIDENCE
     up = np.where(current <= 2, STEP_BACK_UP, RAISE)
     direction = np.where(current > rmax, LOWER, np.where(current >= rmin, KEEP, up))
-    factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
-    direction = np.where(stop, KEEP, direction)  # a referral changes nothing, whatever the drop
+    if stopped:  # a referral changes nothing, whatever the drop
+        factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
+        direction = np.where(stop, KEEP, direction)
     shaped = _shaped(book, run, lo, hi, np.where(model_band >= 0, model_band, band), band,
                      direction != KEEP, current)  # fmt: skip
     return Decisions(
@@ -246,13 +278,13 @@ def _shaped(
     changes: np.ndarray,
     current: np.ndarray,
 ) -> np.ndarray:
-    """Which rules shaped each answer (the summary names them): a rule that set the band or
-    widened the range; a binding end of the allowed interval that, on its side, excluded the
+    """Which fired rules shaped each answer (the summary names them): a rule that set the band
+    or widened the range; a binding end of the allowed interval that, on its side, excluded the
     model's top band or trimmed the chosen band; a bound beyond the current drop when the
     answer changes shoes."""
     low_side = (BAND_HI[top] < lo) | (BAND_LO[band] < lo)
     high_side = (BAND_LO[top] > hi) | (BAND_HI[band] > hi)
-    shaped = np.repeat(book.sets_band, len(current), axis=1)
+    shaped = run.fired & book.sets_band
     if run.floors:
         floors = np.array(list(run.floors.values()))
         rows = [book.index[rule_id] for rule_id in run.floors]
@@ -261,4 +293,4 @@ def _shaped(
         ceilings = np.array(list(run.ceilings.values()))
         rows = [book.index[rule_id] for rule_id in run.ceilings]
         shaped[rows] |= (ceilings == hi) & high_side | changes & (ceilings < current)
-    return shaped
+    return shaped & run.fired

@@ -1,6 +1,7 @@
 """Decisions as responses, a row each: the range and plan, rule firings, factors, summary."""
 
 import math
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -75,45 +76,59 @@ def effect(rule: Rule, d: Decisions, i: int) -> str:
 def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
     """The SPEC responses for every row, without their request ids and client refs."""
     texts = Texts()
-    message_codes = messages(d, texts)
-    summaries = texts.join(slots(d, texts, message_codes))
-    return [
-        _answer(d, model, i, summaries[i], [texts.texts[c] for c in message_codes[:, i]])
-        for i in range(len(summaries))
-    ]
+    said = messages(d, texts)
+    summaries = texts.join(slots(d, texts, said))
+    rows = _Rows(d, said)
+    return [_answer(d, model, rows, i, summaries[i], texts.texts) for i in range(len(summaries))]
+
+
+class _Rows:
+    """The decisions' arrays as Python values, converted once for every row."""
+
+    def __init__(self, d: Decisions, said: np.ndarray):
+        self.fired, self.overruled = d.fired.T.tolist(), d.overruled.T.tolist()
+        self.advice, self.said = d.advice.T.tolist(), said.T.tolist()
+        self.band, self.direction = d.band.tolist(), d.direction.tolist()
+        self.range_min, self.range_max = d.range_min.tolist(), d.range_max.tolist()
+        self.pace, self.confidence = d.pace_weeks.tolist(), d.confidence.tolist()
+        self.urgency, self.current = d.urgency.tolist(), d.ctx["current"].tolist()
+        self.model_band = d.model_band.tolist()
+        self.probs = None if d.probs is None else d.probs.tolist()
+        self.factors = None if d.factors is None else d.factors.tolist()
 
 
 def _answer(
-    d: Decisions, model: ServingModel | None, i: int, summary: str, said: list[str]
+    d: Decisions, model: ServingModel | None, rows: _Rows, i: int, summary: str, texts: list[str]
 ) -> dict[str, Any]:
-    book = d.book
+    rules = d.book.rules
     firings, advice, reasons = [], [], []
-    for j in np.flatnonzero(d.fired[:, i]).tolist():  # in id order
-        rule, overruled = book.rules[j], bool(d.overruled[j, i])
+    overruled, advised, said = rows.overruled[i], rows.advice[i], rows.said[i]
+    for j in compress(range(len(rules)), rows.fired[i]):  # in id order
+        rule = rules[j]
         firings.append(
             {
                 "id": rule.id,
                 "name": rule.name,
                 "effect": effect(rule, d, i),
-                "message": said[j],
+                "message": texts[said[j]],
                 "rationale": rule.rationale,
-                "overruled": overruled,
+                "overruled": overruled[j],
             }
         )
-        if d.advice[j, i]:
+        if advised[j]:
             advice.append({"id": rule.id, "text": rule.advice or ""})
-    for j in np.flatnonzero(book.referrals[:, 0] & d.fired[:, i] & ~d.overruled[:, i]).tolist():
-        reasons += TemplateValues(d, i, book.rules[j]).reasons()
-    urgency = URGENCY[int(d.urgency[i])]
+        if rule.referral and not overruled[j]:
+            reasons += TemplateValues(d, i, rule).reasons()
+    urgency = URGENCY[rows.urgency[i]]
     referral = {"urgency": urgency, "reasons": reasons} if urgency else None
-    band, lo, hi = int(d.band[i]), int(d.range_min[i]), int(d.range_max[i])
-    direction, weeks = DIRECTIONS[int(d.direction[i])], int(d.pace_weeks[i])
+    band, lo, hi = rows.band[i], rows.range_min[i], rows.range_max[i]
+    direction, weeks = DIRECTIONS[rows.direction[i]], int(rows.pace[i])
     recommendation = {
         "drop_mm": {"min": lo, "max": hi},
         "band": BANDS[band],
         "direction": direction,
-        "transition_plan": plan(value(d, "current", i), direction, lo, hi, weeks),
-        "confidence": round(float(d.confidence[i]), 4),
+        "transition_plan": plan(rows.current[i], direction, lo, hi, weeks),
+        "confidence": round(rows.confidence[i], 4),
         "refer_to_clinician": referral is not None,
         "referral": referral,
         "follow_up": {"retest_weeks": weeks, "step_back_if": STEP_BACK_IF},
@@ -123,7 +138,7 @@ def _answer(
         "explanation": {
             "summary": summary,
             "rules": firings,
-            "model": _model_view(d, model, i, band),
+            "model": _model_view(d, model, rows, i),
             "missing_inputs": [p for k, p in _MISSING if math.isnan(value(d, k, i))],
         },
         "advice": advice,
@@ -131,7 +146,7 @@ def _answer(
     }
 
 
-def _model_view(d: Decisions, model: ServingModel | None, i: int, band: int) -> dict[str, Any]:
+def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -> dict[str, Any]:
     view: dict[str, Any] = {
         "version": model.version if model else None,
         "band_probabilities": {},
@@ -139,25 +154,23 @@ def _model_view(d: Decisions, model: ServingModel | None, i: int, band: int) -> 
         "top_factors": [],
         "overridden_by_rules": False,
     }
-    if d.probs is not None:
-        top = int(d.model_band[i])
+    if rows.probs is not None:
+        top = rows.model_band[i]
         view["band_probabilities"] = {
-            b: round(float(p), 4) for b, p in zip(BANDS, d.probs[i], strict=True)
+            b: round(p, 4) for b, p in zip(BANDS, rows.probs[i], strict=True)
         }
         view["top_band"] = BANDS[top]
-        view["overridden_by_rules"] = top != band
-    if d.factors is not None:
-        contributions = d.factors[i]
-        largest = np.argsort(-np.abs(contributions), kind="stable")[
-            :TOP_FACTORS
-        ]  # ties: group order
+        view["overridden_by_rules"] = top != rows.band[i]
+    if rows.factors is not None:
+        contributions = rows.factors[i]
+        by_size = sorted(range(len(GROUPS)), key=lambda g: -abs(contributions[g]))  # stable
         view["top_factors"] = [
             {
                 "feature": GROUPS[g],
                 "value": _group_value(d, GROUPS[g], i),
-                "contribution": round(float(contributions[g]), 4),
+                "contribution": round(contributions[g], 4),
             }
-            for g in largest.tolist()
+            for g in by_size[:TOP_FACTORS]
         ]
     return view
 

@@ -47,37 +47,41 @@ def slots(d: Decisions, texts: Texts, said: np.ndarray | None = None) -> np.ndar
     """Each row's summary as codes into `texts`, slot by slot (slots x rows; 0 is empty).
 
     `said` holds the codes of the fired rules' messages (rules x rows, `texts.messages`) when
-    the caller has them; otherwise only the messages the summaries use are worded.
+    the caller has them; otherwise only the messages the summaries use are worded. A part no
+    row has (a referral, a rule set aside, advice to see a clinician) costs nothing.
     """
     book = d.book
     n = d.fired.shape[1]
     active = d.fired & ~d.overruled
     stop = (active & book.stops).any(axis=0)
+    stopped = stop.any()
     go = ~stop
-    why = d.shaped & active & go
-    why &= np.cumsum(why, axis=0) <= WHY
-    told = why | (active & book.referrals & stop)  # a hard referral tells every referral message
+    told = d.shaped & active & go
+    told &= np.cumsum(told, axis=0) <= WHY
+    if stopped:  # a hard referral tells every referral message
+        told |= active & book.referrals & stop
     set_aside = d.fired & d.overruled & go
     referred = active & book.referrals & go
-    referred &= np.cumsum(referred, axis=0) == 1  # the first referral (a provisional one)
+    if referred.any():
+        referred &= np.cumsum(referred, axis=0) == 1  # the first referral (a provisional one)
     if said is None:
         said = messages(d, texts, told | set_aside | referred)
     out = np.zeros((max(CLINICIAN + 1, int(book.referrals.sum()) + 1), n), dtype=np.int64)
-    r, i = np.nonzero(told)
+    r, i = told.nonzero()
     out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = said[r, i]  # after the lead, if any
-    r, i = np.nonzero(referred)
+    r, i = referred.nonzero()
     out[REFERRAL, i] = said[r, i]
-    current = d.ctx["current"]
-    stops = np.flatnonzero(stop)
-    if len(stops):
+    rest = go.nonzero()[0]
+    if stopped:
+        current, stops = d.ctx["current"], stop.nonzero()[0]
         out[told[:, stops].sum(axis=0), stops] = texts.word(
             stops, [current[stops]], lambda i: UNTIL_THEN.format(now=float(current[i]))
         )
-    rest = np.flatnonzero(go)
-    if not len(rest):
-        return out
+        if not len(rest):
+            return out
     out[LEAD, rest] = _leads(d, rest, texts)
-    out[SET_ASIDE_SLOT, rest] = _set_aside(np.where(set_aside, said, 0)[:, rest], texts)
+    if set_aside.any():
+        out[SET_ASIDE_SLOT, rest] = _set_aside(np.where(set_aside, said, 0)[:, rest], texts)
     ruled = (active & book.keeps_band).any(axis=0)
     out[MODEL, rest] = _classifier(d, rest, ruled, texts)
     out[CLINICIAN, rest] = _clinician(d, rest, texts)
@@ -102,8 +106,6 @@ def _set_aside(asides: np.ndarray, texts: Texts) -> np.ndarray:
     holds, rules x rows, the message code of each rule set aside."""
     codes = np.zeros(asides.shape[1], dtype=np.int64)
     at = np.flatnonzero(asides.any(axis=0))
-    if not len(at):
-        return codes
     some = asides[:, at][asides[:, at].any(axis=1)]  # the rules set aside on some row
 
     def sentence(k: int) -> str:
@@ -132,12 +134,13 @@ def _classifier(d: Decisions, rows: np.ndarray, ruled: np.ndarray, texts: Texts)
 def _clinician(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
     """The advice texts that send a person to a clinician, in id order, as one part per row
     (a hard referral has silenced all advice already)."""
-    marked = np.flatnonzero(d.book.clinician)
-    given = d.advice[marked][:, rows]
     codes = np.zeros(len(rows), dtype=np.int64)
-    at = np.flatnonzero(given.any(axis=0))
-    if not len(at):
+    marked = d.book.clinician[:, 0]
+    if not (d.advice[marked].any()):
         return codes
+    marked = marked.nonzero()[0]
+    given = d.advice[marked][:, rows]
+    at = np.flatnonzero(given.any(axis=0))
 
     def advice(i: int) -> str:
         return " ".join(d.book.rules[j].advice or "" for j in marked if d.advice[j, i])

@@ -133,7 +133,7 @@ def messages(d: Decisions, texts: Texts, wanted: np.ndarray | None = None) -> np
     codes = np.zeros(wanted.shape, dtype=np.int64)
     for j in np.flatnonzero(wanted.any(axis=1)).tolist():
         rule = d.book.rules[j]
-        rows = np.flatnonzero(wanted[j])
+        rows = wanted[j].nonzero()[0]
         codes[j, rows] = texts.word(rows, _inputs(d, rule, rows), _wording(d, rule))
     return codes
 
