@@ -23,9 +23,13 @@ def readyz() -> tuple[Response, int]:
 
 
 @blp.get("/metrics")
-def metrics() -> Response:
+def metrics() -> Response | tuple[Response, int]:
     serving = current_app.extensions["heeldrop"]
     model = serving.recommender.model
     prom.show_model(model.version if model else "none")
-    body, content_type = prom.render()
+    try:
+        body, content_type = prom.render()
+    except FileNotFoundError:  # workers kept exiting while their files were read
+        message = "the workers' metrics changed while being read; try again"
+        return jsonify(code=503, status="Service Unavailable", message=message, errors={}), 503
     return Response(body, content_type=content_type)

@@ -92,10 +92,24 @@ def show_model(version: str) -> None:
     _SHOWN.add(version)
 
 
-def render() -> tuple[bytes, str]:
-    """The text exposition of every worker's samples."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def render(attempts: int = 3) -> tuple[bytes, str]:
+    """The text exposition of every worker's samples; FileNotFoundError if the workers' files
+    keep changing under it.
+
+    A worker that exits while the files are read has its live gauges' file removed (gunicorn's
+    child_exit): reading again then sees the folder without it.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    for _ in range(attempts - 1):
+        try:
+            return _collect()
+        except FileNotFoundError:
+            continue
+    return _collect()
+
+
+def _collect() -> tuple[bytes, str]:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -573,6 +573,16 @@ def test_metrics_are_prometheus_text(client):
     assert r.status_code == 200 and r.mimetype == "text/plain"
 
 
+def test_metrics_whose_files_vanish_while_read_are_a_503_not_a_500(client, tmp_path, monkeypatch):
+    """Under gunicorn a worker that exits has its files removed while another reads them; a
+    file listed but gone when opened (here a dangling link, gone every time) is a 503."""
+    (tmp_path / "counter_1.db").symlink_to(tmp_path / "removed")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    r = client.get("/metrics")
+    assert_error(r, 503)
+    assert "try again" in r.get_json()["message"]
+
+
 # --- hostile input ------------------------------------------------------------------------
 
 HOSTILE = [
