@@ -70,7 +70,16 @@ def _has_required(node: Any) -> bool:
 
 
 TREE = field_tree()
-_REQUESTS = _node(TREE, top=True)
+def _within_30_mm(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with its insert cut so the effective drop stays at most 30 mm."""
+    footwear = request["footwear"]
+    room = 30 - footwear["current_drop_mm"]
+    if footwear.get("heel_insert_mm", 0) > room:
+        request = {**request, "footwear": {**footwear, "heel_insert_mm": room}}
+    return request
+
+
+_REQUESTS = _node(TREE, top=True).map(_within_30_mm)
 
 
 # Red flags (RULES.md HD001-HD003) and values that keep them quiet: about half the drawn requests

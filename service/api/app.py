@@ -6,7 +6,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from service.api import admin, docs, errors, health, hooks, model_info, recommendations
+from service.api import admin, docs, errors, health, hooks, model_info, recommendations, rules
 from service.api.jsonprovider import JsonProvider
 from service.api.limits import init_limits
 from service.api.openapi import ErrorResponses, document_public_routes
@@ -51,7 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         engine_for(config.database_url), config.key_cache_seconds
     )
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
-    for module in (recommendations, model_info, admin):
+    for module in (recommendations, rules, model_info, admin):
         api.register_blueprint(module.blp)
     for module in (health, docs):
         app.register_blueprint(module.blp)

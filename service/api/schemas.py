@@ -52,14 +52,20 @@ class RuleFiringSchema(Schema):
 
 class FactorSchema(Schema):
     feature = fields.String(required=True)
+    label = fields.String(required=True)
     value = fields.Raw(allow_none=True)
+    unit = fields.String(allow_none=True, required=True)
     contribution = fields.Float(required=True)
 
 
 class ModelViewSchema(Schema):
     version = fields.String(allow_none=True, required=True)
+    trained_on = fields.String(
+        allow_none=True, required=True, validate=validate.OneOf(("simulated", "outcomes", "mixed"))
+    )
     band_probabilities = fields.Dict(keys=fields.String(), values=fields.Float(), required=True)
     top_band = fields.String(allow_none=True, required=True)
+    factors_explain = fields.String(allow_none=True, required=True)
     top_factors = fields.List(fields.Nested(FactorSchema), required=True)
     overridden_by_rules = fields.Boolean(required=True)
 
@@ -96,3 +102,19 @@ class BatchResponseSchema(Schema):
     results = fields.List(fields.Raw(), required=True, metadata={
         "description": "per item, in order: a recommendation, or {index, error} for an invalid item"
     })  # fmt: skip
+
+
+class CatalogueRuleSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    stage = fields.String(required=True)
+    effect = fields.String(required=True)
+    message = fields.String(required=True)
+    grade = fields.String(required=True)
+    sources = fields.List(fields.String(), required=True)
+    rationale = fields.String(required=True)
+
+
+class CatalogueSchema(Schema):
+    version = fields.String(required=True)
+    rules = fields.List(fields.Nested(CatalogueRuleSchema), required=True)

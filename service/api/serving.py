@@ -8,7 +8,7 @@ import threading
 from service.core.errors import ModelRefused
 from service.core.model import ServingModel
 from service.core.recommend import Recommender
-from service.core.rules import load_rules
+from service.core.rules import load_rules, rules_version
 from service.files import atomic_write_text
 from service.registry import Registry
 
@@ -22,6 +22,7 @@ class Serving:
     def __init__(self, registry: Registry):
         self.registry = registry
         self.rules = load_rules()
+        self.rules_version = rules_version()
         self.recommender = Recommender(self.rules, None)
         self.not_ready = "no model loaded yet"
         self._lock = threading.Lock()

@@ -15,7 +15,9 @@ import pyarrow.compute as pc
 
 from service.batch.reader import MALFORMED
 from service.core.combine import DIRECTIONS, Decisions
+from service.core.explain import trained_on
 from service.core.fields import BANDS
+from service.core.model import ServingModel
 from service.core.summary import slots
 from service.core.texts import Texts, distinct
 from service.core.validate import check_columns
@@ -60,8 +62,9 @@ def score_table(table: pa.Table, known: Mapping[str, str], recommender: "Recomme
     if ok.any():
         cols = checked.columns if ok.all() else {p: v[ok] for p, v in checked.columns.items()}
         d = recommender.decide(cols)
-        version = recommender.model.version if recommender.model else None
-        rec |= {name: _spread(values, ok) for name, values in _decided(d, version).items()}
+        rec |= {
+            name: _spread(values, ok) for name, values in _decided(d, recommender.model).items()
+        }
     else:
         rec |= {f.name: pa.nulls(n, f.type) for f in OUTPUT if f.name not in rec}
     return pa.Table.from_arrays([*table.columns, *(rec[f.name] for f in OUTPUT)],
@@ -76,8 +79,9 @@ def _spread(values: pa.Array, ok: np.ndarray) -> pa.Array:
     return pc.take(values, pa.array(at, mask=~ok))
 
 
-def _decided(d: Decisions, version: str | None) -> dict[str, pa.Array]:
+def _decided(d: Decisions, model: ServingModel | None) -> dict[str, pa.Array]:
     """The decision columns of the decided rows."""
+    version = model.version if model else None
     rule_texts, rule_codes = rule_ids(d)
     return {
         "rec_drop_min_mm": pa.array(d.range_min),
@@ -87,7 +91,7 @@ def _decided(d: Decisions, version: str | None) -> dict[str, pa.Array]:
         "rec_confidence": pa.array(round4(d.confidence)),
         "rec_refer": pa.array(d.urgency > 0),
         "rec_rules": pc.take(pa.array(rule_texts, pa.string()), pa.array(rule_codes)),
-        "rec_summary": summaries(d),
+        "rec_summary": summaries(d, simulated=trained_on(model) == "simulated"),
         "rec_model_version": pa.repeat(pa.scalar(version, pa.string()), len(d.band)),
     }
 
@@ -109,10 +113,10 @@ def rule_ids(d: Decisions) -> tuple[list[str], np.ndarray]:
     return [";".join(compress(ids, flags)) for flags in active[:, first].T.tolist()], codes
 
 
-def summaries(d: Decisions) -> pa.Array:
-    """Every row's summary: the core's parts for the chunk, joined in arrow."""
+def summaries(d: Decisions, simulated: bool) -> pa.Array:
+    """Every row's summary: the core's sentences for the chunk, joined in arrow."""
     texts = Texts()
-    parts = slots(d, texts)
+    parts = slots(d, texts, simulated)
     words = pa.array(texts.texts, type=pa.string())
     columns = [pc.take(words, pa.array(codes, mask=codes == 0)) for codes in parts]
     return pc.binary_join_element_wise(*columns, " ", null_handling="skip")

@@ -1,11 +1,13 @@
-"""Rules and classifier combined as RULES.md says, over whole columns (one request is n = 1).
+"""Rules and classifier combined as the rule catalogue says, over whole columns (one request
+is n = 1).
 
 Each stage's rules are evaluated when the stage comes (a condition may read what an earlier
-stage decided: fired(), the allowed interval, the range), then its combining step runs over
-every row at once: referral and the hard stop, the bounds in priority order, advice, the band
-(the model's most probable band within the bounds), band and range rules, pace; then overruling,
-advice, confidence, urgency and direction. Firings are rules x rows boolean matrices, so the
-steps that look at every rule are a few array operations, not a loop over rows.
+stage decided: fired(), the allowed and symptom intervals, the range), then its combining step
+runs over every row at once: the bounds in priority order (a bound that would empty the
+interval clips it), advice, the band (the allowed band nearest the model's own, or the current
+drop's), small changes, pace; a referral then stops everything else. Firings are rules x rows
+boolean matrices, so the steps that look at every rule are a few array operations, not a loop
+over rows.
 """
 
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from service.core.conditions import Node, Program, fired_name
-from service.core.features import BAND_HI, BAND_LO
+from service.core.features import BAND_HI, BAND_LO, band_of
 from service.core.rules import STAGES, Rule
 
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
@@ -23,7 +25,7 @@ URGENCY = ("", "soon", "today")
 RULES_ONLY_CONFIDENCE = 0.5  # no model: a coin's confidence in the rules' least-change band
 REFERRAL_CONFIDENCE = 0.5  # RULES.md step 1
 DEFAULT_PACE_WEEKS = 4  # one step's weeks when keeping or raising; also the retest interval
-MAX_DROP = 30.0  # the highest drop a range reaches, whatever the current shoe and insert
+MAX_DROP = 30.0  # the highest drop an interval allows (and an effective drop may be)
 KEEP, LOWER, RAISE, STEP_BACK_UP = range(len(DIRECTIONS))
 
 
@@ -85,12 +87,17 @@ class RuleBook:
             name: Stage([(self.index[r.id], r) for r in rules if r.stage == name])
             for name in STAGES
         }
-        self.stops = self._each(lambda r: bool(r.referral) and not r.provisional)
         self.referrals = self._each(lambda r: bool(r.referral))
+        self.undo = [self.index[r.id] for r in rules if r.undo]
         self.has_advice = self._each(lambda r: r.advice is not None)
-        self.clinician = self._each(lambda r: r.clinician)
+        self.clinician = self._each(lambda r: r.see_clinician is not None)
+        self.firms_up = self._each(lambda r: r.firms_up is not None)
+        self.has_why = self._each(lambda r: r.why is not None)
         self.sets_band = self._each(lambda r: bool(r.band) or r.stage == "range")
         self.keeps_band = self._each(lambda r: bool(r.band))
+        # Which rule's reason the summary gives first: bounds in priority order, then the rest
+        order = [member.row for stage in STAGES for member in self.stages[stage].members]
+        self.priority = np.array([[order.index(j)] for j in range(len(self.rules))])
         self.factor = np.array([[r.confidence or 1.0] for r in self.rules])
         self.urgency = np.array([[URGENCY.index(r.referral or "")] for r in self.rules])
 
@@ -109,12 +116,16 @@ class Decisions:
     fired: np.ndarray  # rules x n: the condition held
     overruled: np.ndarray  # rules x n: it held but was set aside
     advice: np.ndarray  # rules x n: its advice is given
-    shaped: np.ndarray  # rules x n: it shaped the answer (the summary says why by it)
+    shaped: np.ndarray  # rules x n: it shaped the answer (the summary says why by one of them)
+    forced: np.ndarray  # rules x n: an active bound beyond the current drop made it change
     floors: dict[str, np.ndarray]  # rule id -> its floor on every row (bounds rules)
     ceilings: dict[str, np.ndarray]
     reasons: dict[str, list[np.ndarray]]  # rule id -> whether each reason held, per row
-    allowed_min: np.ndarray
+    referred: np.ndarray  # a referral rule fired: everything else stops
+    allowed_min: np.ndarray  # the interval the bounds allow
     allowed_max: np.ndarray
+    symptom_min: np.ndarray  # the same over the symptom bounds alone
+    symptom_max: np.ndarray
     model_band: np.ndarray  # the model's most probable band; -1 without a model
     band: np.ndarray
     range_min: np.ndarray  # int64
@@ -139,6 +150,7 @@ class _Run:
         self.reasons: dict[str, list[np.ndarray]] = {}
         self.floors: dict[str, np.ndarray] = {}
         self.ceilings: dict[str, np.ndarray] = {}
+        self.hits: dict[str, list[Member]] = {}  # by stage, its rules that fired on some row
 
     def stage(self, name: str) -> list[Member]:
         """Evaluate a stage's rules; those that fired on some row, with what their decisions
@@ -160,6 +172,7 @@ class _Run:
                 self.ceilings[rule.id] = np.floor(self._full(values[member.ceiling]))
             if member.advice_when >= 0:
                 self.advice_when[member.row] = values[member.advice_when]
+        self.hits[name] = hit
         return hit
 
     def _full(self, value: Any) -> np.ndarray:
@@ -167,83 +180,97 @@ class _Run:
         return value if isinstance(value, np.ndarray) else np.full(self.n, value)
 
 
-def _choose_band(
-    current: np.ndarray, probs: np.ndarray | None, lo: np.ndarray, hi: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The model's top band, and its most probable band that overlaps [lo, hi]; without a
-    model (top -1), the overlapping band nearest the current drop."""
-    overlap = (hi[:, None] >= BAND_LO) & (lo[:, None] <= BAND_HI)
-    if probs is not None:
-        return probs.argmax(axis=1), np.where(overlap, probs, -1.0).argmax(axis=1)
-    gap = np.fmax(np.fmax(BAND_LO - current[:, None], current[:, None] - BAND_HI), 0.0)
-    return np.full(len(current), -1), np.where(overlap, gap, np.inf).argmin(axis=1)
+def _narrow(
+    lo: np.ndarray, hi: np.ndarray, floor: Any, ceiling: Any, fired: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[lo, hi] narrowed by a bound where it fired: a bound that would empty the interval clips
+    it to its single value nearest that bound. The new ends, and where it clipped."""
+    new_lo = lo if floor is None else np.fmax(lo, floor)
+    new_hi = hi if ceiling is None else np.fmin(hi, ceiling)
+    clipped = fired & (new_lo > new_hi)
+    if clipped.any():
+        point = np.where(new_lo > hi, hi, lo)  # a floor above the interval, else a ceiling below
+        new_lo, new_hi = np.where(clipped, point, new_lo), np.where(clipped, point, new_hi)
+    return np.where(fired, new_lo, lo), np.where(fired, new_hi, hi), clipped
+
+
+def _nearest_band(allowed: np.ndarray, target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Among the allowed bands (rows x bands), the one nearest `target` in band order; ties go
+    to the band nearer the current drop's, then to the higher."""
+    k = np.arange(len(BAND_LO))
+    distance = np.abs(k - target[:, None]) * 100 + np.abs(k - current[:, None]) * 10 + (4 - k)
+    return np.where(allowed, distance, np.iinfo(np.int64).max).argmin(axis=1)
 
 
 def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Decisions:
-    """Run every combining step of RULES.md over all rows at once."""
+    """Run every combining step of the rule catalogue over all rows at once."""
     run = _Run(book, ctx)
     n, current = run.n, ctx["current"]
     fired, overruled = run.fired, np.zeros_like(run.fired)
 
     run.stage("referral")
-    stop = (fired & book.stops).any(axis=0)  # a hard referral: no change of shoes
+    referred = (fired & book.referrals).any(axis=0)
 
-    # Bounds in priority order; a bound that would empty the interval is set aside.
+    # The bounds in priority order: the allowed interval, and the symptom interval over the
+    # symptom bounds alone (small changes may go as far as it, never past it).
     lo, hi = np.zeros(n), np.full(n, MAX_DROP)
+    symptom_lo, symptom_hi = lo, hi
     for member in run.stage("bounds"):
         j, rule = member.row, member.rule
-        new_lo = np.fmax(lo, run.floors[rule.id]) if rule.floor is not None else lo
-        new_hi = np.fmin(hi, run.ceilings[rule.id]) if rule.ceiling is not None else hi
-        ok = fired[j] & (new_lo <= new_hi)
-        overruled[j] = fired[j] & ~ok
-        lo, hi = np.where(ok, new_lo, lo), np.where(ok, new_hi, hi)
+        floor, ceiling = run.floors.get(rule.id), run.ceilings.get(rule.id)
+        lo, hi, overruled[j] = _narrow(lo, hi, floor, ceiling, fired[j])
+        if not rule.policy:
+            symptom_lo, symptom_hi, _ = _narrow(symptom_lo, symptom_hi, floor, ceiling, fired[j])
+    ctx.update(allowed_min=lo, allowed_max=hi, symptom_min=symptom_lo, symptom_max=symptom_hi)
 
     run.stage("advice")
 
-    model_band, band = _choose_band(current, probs, lo, hi)
+    # The band: the allowed band nearest the model's own; the current drop's without a model
+    # or when a band rule (content-keep) says so. The range is the band within the interval.
     current_band = ctx["current_band"]
-    fits = (BAND_LO[current_band] <= hi) & (BAND_HI[current_band] >= lo)
-    for member in run.stage("band"):  # the band of the current drop, when the bounds allow it
-        j = member.row
-        overruled[j] = fired[j] & ~fits
-        band = np.where(fired[j] & fits, current_band, band)
+    model_band = probs.argmax(axis=1) if probs is not None else np.full(n, -1)
+    target = current_band if probs is None else model_band
+    for member in run.stage("band"):
+        target = np.where(fired[member.row], current_band, target)
+    allowed = (hi[:, None] >= BAND_LO) & (lo[:, None] <= BAND_HI)
+    band = _nearest_band(allowed, target, current_band)
     rmin, rmax = np.fmax(BAND_LO[band], lo), np.fmin(BAND_HI[band], hi)
-    ctx.update(allowed_min=lo, allowed_max=hi, range_min=rmin, range_max=rmax)
+    ctx.update(range_min=rmin, range_max=rmax)
 
-    for member in run.stage("range"):  # widened to include the current drop
-        j = member.row
-        rmin = np.where(fired[j], np.fmin(rmin, np.floor(current)), rmin)
-        rmax = np.where(fired[j], np.fmax(rmax, np.ceil(current)), rmax)
-    stopped = stop.any()
-    if stopped:  # a hard referral keeps the current drop
-        rmin = np.where(stop, np.floor(current), rmin)
-        rmax = np.where(stop, np.ceil(current), rmax)
-        band = np.where(stop, current_band, band)
-    # An effective drop over 30 mm (a 30 mm shoe plus an insert) still gets a range within 0-30.
-    rmin, rmax = np.fmin(rmin, MAX_DROP), np.fmin(rmax, MAX_DROP)
+    for member in run.stage("range"):  # small changes: widened to include the current drop
+        widen = fired[member.row]
+        rmin = np.where(widen, np.fmin(rmin, np.floor(current)), rmin)
+        rmax = np.where(widen, np.fmax(rmax, np.ceil(current)), rmax)
+        for bound in run.hits["bounds"]:  # a policy bound it passes is set aside
+            if bound.rule.policy:
+                past = _outside(rmin, rmax, run, bound.rule.id)
+                overruled[bound.row] |= widen & fired[bound.row] & past
+
+    # A referral stops everything else: keep the current drop, or undo a recent change at once.
+    if referred.any():
+        previous = ctx["previous_drop_mm"]
+        undo = referred & ~np.isnan(previous) & fired[book.undo].any(axis=0)
+        back = np.where(undo, previous, current)
+        rmin = np.where(referred, np.floor(back), rmin)
+        rmax = np.where(referred, np.ceil(back), rmax)
+        band = np.where(referred, band_of(back), band)
+        overruled |= referred & fired & ~book.referrals
     ctx.update(range_min=rmin, range_max=rmax)
 
     pace = np.full(n, float(DEFAULT_PACE_WEEKS))
     for member in run.stage("pace"):
         pace = np.where(fired[member.row], np.fmax(pace, member.rule.pace_weeks or 0), pace)
 
-    # A hard referral overrules every other firing and silences all advice; a bound set aside
-    # for a higher-priority bound keeps its advice (e.g. HD015's bone-stress warning).
-    advice = fired & book.has_advice & run.advice_when
-    if stopped:
-        overruled |= stop & fired & ~book.stops
-        advice &= ~stop
+    advice = fired & book.has_advice & run.advice_when & ~referred  # no advice with a referral
     active = fired & ~overruled
     factor = np.where(active, book.factor, 1.0).prod(axis=0)
+    factor = np.where(referred, factor * REFERRAL_CONFIDENCE, factor)
     urgency = np.where(active, book.urgency, 0).max(axis=0, initial=0)
     base = probs[np.arange(n), band] if probs is not None else RULES_ONLY_CONFIDENCE
     up = np.where(current <= 2, STEP_BACK_UP, RAISE)
     direction = np.where(current > rmax, LOWER, np.where(current >= rmin, KEEP, up))
-    if stopped:  # a referral changes nothing, whatever the drop
-        factor = np.where(stop, factor * REFERRAL_CONFIDENCE, factor)
-        direction = np.where(stop, KEEP, direction)
-    shaped = _shaped(book, run, lo, hi, np.where(model_band >= 0, model_band, band), band,
-                     direction != KEEP, current)  # fmt: skip
+    top = np.where(model_band >= 0, model_band, band)
+    shaped, forced = _shaped(book, run, lo, hi, top, band, direction != KEEP, current)
     return Decisions(
         book=book,
         ctx=ctx,
@@ -251,12 +278,16 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
         fired=fired,
         overruled=overruled,
         advice=advice,
-        shaped=shaped,
+        shaped=shaped & active,
+        forced=forced & active,
         floors=run.floors,
         ceilings=run.ceilings,
         reasons=run.reasons,
+        referred=referred,
         allowed_min=lo,
         allowed_max=hi,
+        symptom_min=symptom_lo,
+        symptom_max=symptom_hi,
         model_band=model_band,
         band=band,
         range_min=rmin.astype(np.int64),
@@ -268,6 +299,16 @@ def decide(ctx: dict[str, Any], book: RuleBook, probs: np.ndarray | None) -> Dec
     )
 
 
+def _outside(rmin: np.ndarray, rmax: np.ndarray, run: "_Run", rule_id: str) -> np.ndarray:
+    """Where the range goes past a rule's floor or ceiling."""
+    past = np.zeros(len(rmin), dtype=bool)
+    if rule_id in run.floors:
+        past |= rmin < run.floors[rule_id]
+    if rule_id in run.ceilings:
+        past |= rmax > run.ceilings[rule_id]
+    return past
+
+
 def _shaped(
     book: RuleBook,
     run: _Run,
@@ -277,20 +318,23 @@ def _shaped(
     band: np.ndarray,
     changes: np.ndarray,
     current: np.ndarray,
-) -> np.ndarray:
-    """Which fired rules shaped each answer (the summary names them): a rule that set the band
-    or widened the range; a binding end of the allowed interval that, on its side, excluded the
-    model's top band or trimmed the chosen band; a bound beyond the current drop when the
-    answer changes shoes."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which fired rules shaped each answer, and which of them forced a change: a rule that set
+    the band or widened the range; a binding end of the allowed interval that, on its side,
+    excluded the model's top band or trimmed the chosen band; a bound beyond the current drop
+    when the answer changes shoes (forced)."""
     low_side = (BAND_HI[top] < lo) | (BAND_LO[band] < lo)
     high_side = (BAND_LO[top] > hi) | (BAND_HI[band] > hi)
     shaped = run.fired & book.sets_band
+    forced = np.zeros_like(shaped)
     if run.floors:
         floors = np.array(list(run.floors.values()))
         rows = [book.index[rule_id] for rule_id in run.floors]
-        shaped[rows] |= (floors == lo) & low_side | changes & (floors > current)
+        forced[rows] |= changes & (floors > current)
+        shaped[rows] |= (floors == lo) & low_side
     if run.ceilings:
         ceilings = np.array(list(run.ceilings.values()))
         rows = [book.index[rule_id] for rule_id in run.ceilings]
-        shaped[rows] |= (ceilings == hi) & high_side | changes & (ceilings < current)
-    return shaped & run.fired
+        forced[rows] |= changes & (ceilings < current)
+        shaped[rows] |= (ceilings == hi) & high_side
+    return (shaped | forced) & run.fired, forced & run.fired

@@ -4,7 +4,10 @@ Conditions read like RULES.md (`ktw_min < 6 and restriction_felt in ("front", "b
 checked against the typed rule context when the rules load, so a rule naming an unknown value
 or an enum option that does not exist fails at start-up, not on a request. An enum (a "text")
 compares only with its options, by == != in and not in, and compiles to a comparison of its code
-(columns.py). A comparison with an absent value (NaN) is false.
+(columns.py). A comparison with an absent value (NaN) is false, so "the type is not a lifting
+shoe, or not given" reads `not (current_type == 'weightlifting')`. Besides `and`, `or`, `not`,
+`+ - *` and comparisons (chained too), the functions are max(a, b), min(a, b), floor(x),
+ceil(x), where(condition, a, b), missing(x) and fired(rule ids of earlier stages).
 
 An expression compiles to a small tree of numpy functions; a `Program` evaluates many trees
 over whole columns, each distinct sub-expression once: one request or a million rows alike.
@@ -179,6 +182,17 @@ class Compiler:
             if "text" in (a_kind, b_kind):
                 raise ConditionError(f"{text!r}: {name}() of a text")
             return ("fmax" if name == "max" else "fmin", a, b), "number"
+        if name in ("floor", "ceil") and len(args) == 1:
+            inner, kind = self._node(args[0], text)
+            if kind != "number":
+                raise ConditionError(f"{text!r}: {name}() of something not a number")
+            return (name, inner), "number"
+        if name == "where" and len(args) == 3:  # where(condition, value if true, value if not)
+            test = self._mask(args[0], text)
+            (a, a_kind), (b, b_kind) = self._node(args[1], text), self._node(args[2], text)
+            if a_kind != "number" or b_kind != "number":
+                raise ConditionError(f"{text!r}: where() chooses between two numbers")
+            return ("where", test, a, b), "number"
         if name == "missing" and len(args) == 1:
             inner, _ = self._node(args[0], text)
             return ("isnan", inner), "flag"
@@ -198,8 +212,8 @@ class Compiler:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(np, name)
     for name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "add",
-                 "subtract", "multiply", "negative", "fmax", "fmin", "isnan", "logical_and",
-                 "logical_or", "logical_not")
+                 "subtract", "multiply", "negative", "fmax", "fmin", "floor", "ceil", "where",
+                 "isnan", "logical_and", "logical_or", "logical_not")
 }  # fmt: skip
 
 
@@ -221,7 +235,7 @@ class Program:
         self._numbers: dict[Node, int] = {}
         self.names: list[str] = []  # the context names read, slots 0..
         self.constants: list[Any] = []  # then the constants
-        self.steps: list[tuple[Callable[..., Any], int, int]] = []  # then each step: f(a[, b])
+        self.steps: list[tuple[Callable[..., Any], int, int, int]] = []  # then f(a[, b[, c]])
         leaves = {leaf for tree in trees for leaf in _leaves(tree)}
         for leaf in sorted(leaves, key=lambda leaf: (leaf[0] != "name", repr(leaf))):
             self._numbers[leaf] = len(self._numbers)
@@ -236,8 +250,8 @@ class Program:
                 return self._number(_all("logical_or", parts) if len(parts) > 1 else parts[0])
             if node[0] not in FUNCTIONS:
                 raise ConditionError(f"cannot evaluate {node[0]!r}")
-            args = [self._number(child) for child in node[1:]]
-            self.steps.append((FUNCTIONS[node[0]], args[0], args[1] if len(args) > 1 else -1))
+            a, b, c = [self._number(child) for child in node[1:]] + [-1] * (4 - len(node))
+            self.steps.append((FUNCTIONS[node[0]], a, b, c))
             number = self._numbers[node] = len(self._numbers)
         return number
 
@@ -246,8 +260,13 @@ class Program:
         values = [ctx[name] for name in self.names]
         values += self.constants
         add = values.append
-        for function, a, b in self.steps:
-            add(function(values[a]) if b < 0 else function(values[a], values[b]))
+        for function, a, b, c in self.steps:
+            if b < 0:
+                add(function(values[a]))
+            elif c < 0:
+                add(function(values[a], values[b]))
+            else:
+                add(function(values[a], values[b], values[c]))
         return [values[k] for k in self.roots]
 
 

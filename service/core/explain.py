@@ -7,14 +7,20 @@ from typing import Any
 import numpy as np
 
 from service.core.combine import DIRECTIONS, URGENCY, Decisions
-from service.core.features import FEATURE_INPUTS, FEATURES, GROUPS, context_name
-from service.core.fields import BANDS
+from service.core.features import FACTOR_LABELS, FEATURE_INPUTS, FEATURES, GROUPS, context_name
+from service.core.fields import BANDS, FIELDS
 from service.core.model import ServingModel
 from service.core.rules import Rule
 from service.core.summary import slots
 from service.core.texts import TemplateValues, Texts, messages, plain, value
 
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
+AFTER_REFERRAL = (
+    "come back once a clinician has assessed you; see them sooner if the pain rises by 2 or more "
+    "out of 10"
+)
+RAISE_NOTE = "Change to {drop} mm shoes, or add a heel insert; going higher can be done at once."
+LOWER_NOTE = "Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more."
 TOP_FACTORS = 4
 IMPORTANT_INPUTS = (
     "person.age_years",
@@ -29,6 +35,7 @@ _MISSING = (
     *((context_name(p), p) for p in IMPORTANT_INPUTS),
     ("ktw_min", "mobility.knee_to_wall_cm"),
 )
+BOOLEANS = {context_name(f.path) for f in FIELDS if f.kind == "bool"}
 _GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
 _GROUP_FIRST = {
     g: next(k for k, f in enumerate(FEATURES) if FEATURE_INPUTS[f] == g) for g in GROUPS
@@ -36,16 +43,15 @@ _GROUP_FIRST = {
 
 
 def plan(
-    current: float, direction: str, range_min: int, range_max: int, weeks: int
+    current: float, direction: str, range_min: int, range_max: int, weeks: int, notes: list[str]
 ) -> list[dict[str, Any]]:
-    """Lowering: steps of at most 4 mm ending at the range's max; raising: one step."""
+    """Lowering: steps of at most 4 mm ending at the range's max; raising: one step to the
+    range's min; every step between the current drop and the range. `notes` (pace rules')
+    are added to each lowering step's own."""
     if direction == "keep":
         return []
     if direction in ("raise", "step_back_up"):
-        note = (
-            f"Change to {range_min} mm shoes, or add a heel insert; "
-            "going higher can be done at once."
-        )
+        note = RAISE_NOTE.format(drop=range_min)
         return [{"step": 1, "drop_mm": range_min, "weeks": weeks, "note": note}]
     count = math.ceil((current - range_max) / 4)
     size = (current - range_max) / count
@@ -55,7 +61,7 @@ def plan(
             "step": k,
             "drop_mm": drop,
             "weeks": weeks,
-            "note": f"Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more.",
+            "note": " ".join([LOWER_NOTE.format(drop=drop, weeks=weeks), *notes]),
         }
         for k, drop in enumerate(drops, start=1)
     ]
@@ -77,7 +83,7 @@ def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
     """The SPEC responses for every row, without their request ids and client refs."""
     texts = Texts()
     said = messages(d, texts)
-    summaries = texts.join(slots(d, texts, said))
+    summaries = texts.join(slots(d, texts, simulated=trained_on(model) == "simulated"))
     rows = _Rows(d, said)
     return [_answer(d, model, rows, i, summaries[i], texts.texts) for i in range(len(summaries))]
 
@@ -101,7 +107,7 @@ def _answer(
     d: Decisions, model: ServingModel | None, rows: _Rows, i: int, summary: str, texts: list[str]
 ) -> dict[str, Any]:
     rules = d.book.rules
-    firings, advice, reasons = [], [], []
+    firings, advice, reasons, notes = [], [], [], []
     overruled, advised, said = rows.overruled[i], rows.advice[i], rows.said[i]
     for j in compress(range(len(rules)), rows.fired[i]):  # in id order
         rule = rules[j]
@@ -116,9 +122,12 @@ def _answer(
             }
         )
         if advised[j]:
-            advice.append({"id": rule.id, "text": rule.advice or ""})
+            text = (rule.advice or "").format_map(TemplateValues(d, i, rule))
+            advice.append({"id": rule.id, "text": text})
         if rule.referral and not overruled[j]:
             reasons += TemplateValues(d, i, rule).reasons()
+        if rule.plan_note and not overruled[j]:
+            notes.append(rule.plan_note)
     urgency = URGENCY[rows.urgency[i]]
     referral = {"urgency": urgency, "reasons": reasons} if urgency else None
     band, lo, hi = rows.band[i], rows.range_min[i], rows.range_max[i]
@@ -127,11 +136,14 @@ def _answer(
         "drop_mm": {"min": lo, "max": hi},
         "band": BANDS[band],
         "direction": direction,
-        "transition_plan": plan(rows.current[i], direction, lo, hi, weeks),
+        "transition_plan": plan(rows.current[i], direction, lo, hi, weeks, notes),
         "confidence": round(rows.confidence[i], 4),
         "refer_to_clinician": referral is not None,
         "referral": referral,
-        "follow_up": {"retest_weeks": weeks, "step_back_if": STEP_BACK_IF},
+        "follow_up": {
+            "retest_weeks": weeks,
+            "step_back_if": AFTER_REFERRAL if referral else STEP_BACK_IF,
+        },
     }
     return {
         "recommendation": recommendation,
@@ -149,8 +161,10 @@ def _answer(
 def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -> dict[str, Any]:
     view: dict[str, Any] = {
         "version": model.version if model else None,
+        "trained_on": trained_on(model),
         "band_probabilities": {},
         "top_band": None,
+        "factors_explain": None,
         "top_factors": [],
         "overridden_by_rules": False,
     }
@@ -159,7 +173,7 @@ def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -
         view["band_probabilities"] = {
             b: round(p, 4) for b, p in zip(BANDS, rows.probs[i], strict=True)
         }
-        view["top_band"] = BANDS[top]
+        view["top_band"] = view["factors_explain"] = BANDS[top]
         view["overridden_by_rules"] = top != rows.band[i]
     if rows.factors is not None:
         contributions = rows.factors[i]
@@ -167,7 +181,9 @@ def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -
         view["top_factors"] = [
             {
                 "feature": GROUPS[g],
+                "label": FACTOR_LABELS[GROUPS[g]][0],
                 "value": _group_value(d, GROUPS[g], i),
+                "unit": FACTOR_LABELS[GROUPS[g]][1],
                 "contribution": round(contributions[g], 4),
             }
             for g in by_size[:TOP_FACTORS]
@@ -176,11 +192,25 @@ def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -
 
 
 def _group_value(d: Decisions, group: str, i: int) -> Any:
-    """The person's value for an input group: the field, or its first derived feature."""
+    """The person's value for an input group: the field (a yes or no as true or false), or
+    whether its derived feature holds."""
     key = _GROUP_KEY[group]
     if key in d.ctx:
-        return plain(d, key, i)
+        value = plain(d, key, i)
+        return bool(value) if key in BOOLEANS and value is not None else value
     if d.inputs is None:
         return None
     number = float(d.inputs[i, _GROUP_FIRST[group]])
-    return None if math.isnan(number) else number
+    return None if math.isnan(number) else bool(number)
+
+
+def trained_on(model: ServingModel | None) -> str | None:
+    """What the model learned from: simulated, outcomes or mixed (None without a model, or
+    when its metadata does not say)."""
+    if model is None:
+        return None
+    said = model.metadata.get("trained_on")
+    if said in ("simulated", "outcomes", "mixed"):
+        return str(said)
+    origin = model.metadata.get("training_data", {}).get("origin")
+    return None if origin is None else "simulated" if origin == "simulated" else "outcomes"

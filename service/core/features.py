@@ -37,33 +37,45 @@ RUNNING = _code("activity.primary", "running")
 WEIGHTLIFTING = _code("activity.primary", "weightlifting")
 MALE = _code("person.sex", "male")
 FELT = np.array([[_code("mobility.restriction_felt", f)] for f in ("front", "both", "back")])
+LIFT = np.array([[_code("footwear.heel_lift_effect", e)] for e in ("helps", "worse")])
+KNEE_STRAIGHT = _code("mobility.tighter_with_knee", "straight")
+SIDES = ("left", "right")
+# Derived values with options, as enums are: their codes index these.
+DERIVED_OPTIONS = {"stiffer_side": SIDES}
 _NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
-_SIDES = ("left", "right")
 
 
 def derive(cols: Columns) -> dict[str, np.ndarray]:
     """The rule context: every field by its short name, plus RULES.md's derived values: the
     severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
-    side (from the lunge angle when not measured, less a shoe's heel), `ktw_min`, `ktw_asym`,
-    and the flags `pain3`, `regular_runner` and `lifting`."""
+    side (from the lunge angle when not measured, less a shoe's heel, never below 0),
+    `ktw_min`, `ktw_max`, `ktw_asym` and the `stiffer_side` (when they differ by 2 cm or more),
+    `pain_max` (the largest pain; calf tightness is not pain), and the flags `pain3`, `runs`,
+    `regular_runner` and `lifting`."""
     ctx = {name: cols[path] for name, path in _NAMES}
     severity = np.fmax(np.array([ctx[name] for name in SEVERITIES]), 0.0)
     ctx.update(zip(SEVERITIES, severity, strict=True))
     current = ctx["current_drop_mm"] + np.fmax(ctx["heel_insert_mm"], 0.0)
-    ktw = np.array([cols[f"mobility.knee_to_wall_cm.{side}"] for side in _SIDES])
-    lunge = np.array([cols[f"mobility.lunge_angle_deg.{side}"] for side in _SIDES])
+    ktw = np.array([cols[f"mobility.knee_to_wall_cm.{side}"] for side in SIDES])
+    lunge = np.array([cols[f"mobility.lunge_angle_deg.{side}"] for side in SIDES])
     heel = SHOE_HEEL_CM * (ctx["measured_in"] == SHOES)
-    left, right = np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - heel
+    left, right = np.maximum(np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - heel, 0.0)
+    asym = np.abs(left - right)
     primary = ctx["primary"]
     runs = (primary == RUNNING) | (ctx["running_km_per_week"] >= 5)
+    pains = severity[: len(PAINS)]
     ctx.update(
         current=current,
         current_band=band_of(current),
         ktw_left=left,
         ktw_right=right,
         ktw_min=np.fmin(left, right),
-        ktw_asym=np.abs(left - right),
-        pain3=severity[: len(PAINS)].max(axis=0) >= 3,
+        ktw_max=np.fmax(left, right),
+        ktw_asym=asym,
+        stiffer_side=np.where(asym >= 2, (right < left).astype(np.float64), np.nan),
+        pain_max=np.delete(pains, PAINS.index("calf_tightness"), axis=0).max(axis=0),
+        pain3=pains.max(axis=0) >= 3,
+        runs=runs,
         regular_runner=(ctx["running_years"] >= 0.5) & runs,
         lifting=(primary == WEIGHTLIFTING) | (ctx["squats_in_lifting_shoes"] == 1),
     )
@@ -104,6 +116,9 @@ FEATURES: tuple[str, ...] = (
     "runner_in_low_drop",
     "front_block_severe",
     "back_block_severe",
+    "heel_lift_helps",
+    "heel_lift_worse",
+    "tighter_with_knee_straight",
 )
 _BAND_INDEX = np.arange(len(BANDS))[:, None]
 
@@ -158,6 +173,8 @@ def model_inputs(ctx: dict[str, np.ndarray]) -> np.ndarray:
         runner & (current <= 6),
         front & (ktw < 6),
         back & (ktw < 6),
+        *(ctx["heel_lift_effect"] == LIFT),  # helps, worse
+        ctx["tighter_with_knee"] == KNEE_STRAIGHT,
     )
     return np.array(columns, dtype=np.float64).T
 
@@ -191,6 +208,8 @@ _INPUT_BY_PREFIX = {
     "body_mass": "person.body_mass_kg",
     "regular_runner": "activity (regular runner)",
     "lifting": "activity (lifting)",
+    "heel_lift_": "footwear.heel_lift_effect",
+    "tighter_with_knee": "mobility.tighter_with_knee",
 }
 _PATH_OF = {context_name(f.path): f.path for f in FIELDS}
 FEATURE_INPUTS = {
@@ -202,3 +221,38 @@ FEATURE_INPUTS = {
 # The input groups attributions name, and which features each holds (a features x groups 0/1).
 GROUPS = tuple(dict.fromkeys(FEATURE_INPUTS.values()))
 GROUP_OF = np.array([[FEATURE_INPUTS[f] == g for g in GROUPS] for f in FEATURES], dtype=np.float64)
+# How an answer's top factors name each group to a person: a plain label, and a unit.
+FACTOR_LABELS: dict[str, tuple[str, str | None]] = {
+    "footwear.current_drop_mm": ("current effective drop", "mm"),
+    "person.age_years": ("age", "years"),
+    "person.body_mass_kg": ("body mass", "kg"),
+    "person.sex": ("sex", None),
+    "footwear.years_in_heeled_shoes": ("years in heeled shoes", "years"),
+    "footwear.weeks_in_current_drop": ("weeks in the current drop", "weeks"),
+    "footwear.previous_drop_mm": ("previous drop", "mm"),
+    "footwear.high_heel_hours_per_week": ("high heels each week", "hours"),
+    "activity.running_km_per_week": ("running each week", "km"),
+    "activity (regular runner)": ("runs regularly", None),
+    "activity (lifting)": ("lifts or squats in lifting shoes", None),
+    "symptoms.anterior_ankle_pinch": ("pinch at the front of the ankle", "/10"),
+    "symptoms.calf_tightness": ("calf tightness", "/10"),
+    "symptoms.achilles_pain": ("Achilles pain", "/10"),
+    "symptoms.plantar_heel_pain": ("heel pain under the foot", "/10"),
+    "symptoms.forefoot_pain": ("forefoot pain", "/10"),
+    "symptoms.knee_pain": ("knee pain", "/10"),
+    "symptoms.started_after_shoe_change": ("pain began after a change of shoes", None),
+    "mobility.knee_to_wall_cm": ("knee-to-wall, stiffer side", "cm"),
+    "mobility.restriction_felt": ("where the ankle feels restricted", None),
+    "mobility.deep_squat_heels_down": ("deep squat with heels down", None),
+    "heeled history and a recent zero-drop switch": (
+        "a recent switch to zero drop after years in heels", None,
+    ),
+    "no pain and good mobility": ("no pain and good ankle mobility", None),
+    "regular running in a low drop": ("regular running in a low drop", None),
+    "severe restriction with a front block": ("a very stiff ankle blocked at the front", None),
+    "severe restriction with a calf block": ("a very stiff ankle limited by the calf", None),
+    "footwear.heel_lift_effect": ("what a higher heel did to the pain", None),
+    "mobility.tighter_with_knee": ("calf stretch tighter with the knee", None),
+}  # fmt: skip
+if set(FACTOR_LABELS) != set(GROUPS):
+    raise RuntimeError("every input group needs a label for the answers' top factors")

@@ -21,6 +21,13 @@ SHOE_TYPES = (
     "other",
 )
 ACTIVITIES = ("running", "walking", "standing_work", "weightlifting", "court_sports", "general")
+HEEL_LIFT_EFFECTS = ("helps", "no_change", "worse", "untried")  # what a higher heel did to the pain
+KNEE_TIGHTNESS = ("straight", "bent", "same", "unknown")  # calf stretch tighter with the knee ...
+MAX_EFFECTIVE_DROP = 30.0  # shoe + insert: nothing heeldrop advises goes past it
+EFFECTIVE_DROP_TOO_HIGH = (
+    "the effective drop (current_drop_mm + heel_insert_mm) is at most 30 mm; "
+    "nothing heeldrop advises goes past it"
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ SEVERITIES = (
 
 FIELDS: tuple[Field, ...] = (
     Field("client_ref", "text", hi=64),
-    _n("person.age_years", 10, 100),
+    _n("person.age_years", 8, 100),
     _n("person.body_mass_kg", 25, 250),
     _e("person.sex", ("female", "male", "other", "unspecified")),
     _n("footwear.current_drop_mm", 0, 30, required=True),
@@ -94,6 +101,7 @@ FIELDS: tuple[Field, ...] = (
     _n("footwear.previous_drop_mm", 0, 30),
     _n("footwear.years_in_heeled_shoes", 0, 90),
     _n("footwear.high_heel_hours_per_week", 0, 112),
+    _e("footwear.heel_lift_effect", HEEL_LIFT_EFFECTS),
     _e("activity.primary", ACTIVITIES),
     _n("activity.running_km_per_week", 0, 300),
     _n("activity.running_years", 0, 80),
@@ -103,6 +111,8 @@ FIELDS: tuple[Field, ...] = (
     _b("symptoms.calf_swelling_one_side"),
     _b("symptoms.hot_red_joint_or_fever"),
     _b("symptoms.night_or_rest_pain"),
+    _b("symptoms.ankle_locks_or_catches"),
+    _b("symptoms.focal_bone_pain"),
     _n("history.weeks_since_ankle_surgery", 0, 5200),
     _n("history.weeks_since_ankle_injury", 0, 5200),
     _c("history.ankle_sprains_past_2_years", 0, 50),
@@ -119,6 +129,7 @@ FIELDS: tuple[Field, ...] = (
     _e("mobility.measured_in", ("barefoot", "shoes"), default="barefoot"),
     _e("mobility.restriction_felt", ("front", "back", "both", "none", "unknown")),
     _b("mobility.deep_squat_heels_down"),
+    _e("mobility.tighter_with_knee", KNEE_TIGHTNESS),
 )
 
 BY_PATH = {f.path: f for f in FIELDS}

@@ -4,10 +4,10 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from service.core.errors import InvalidInput
-from service.core.fields import FIELDS, Field
+from service.core.fields import EFFECTIVE_DROP_TOO_HIGH, FIELDS, MAX_EFFECTIVE_DROP, Field
 
 
 class StrictNumber(fields.Float):
@@ -107,26 +107,48 @@ def _quick(f: Field) -> Check:
     return text
 
 
-def _quick_group(tree: dict[str, Any]) -> Check:
+def effective_drop_fits(footwear: Mapping[str, Any]) -> bool:
+    """Whether the shoe's drop plus its insert stays within the most heeldrop advises."""
+    drop = footwear.get("current_drop_mm")
+    return drop is None or drop + (footwear.get("heel_insert_mm") or 0) <= MAX_EFFECTIVE_DROP
+
+
+def _fits(footwear: Any, **kwargs: Any) -> None:
+    if not effective_drop_fits(footwear):
+        raise ValidationError(EFFECTIVE_DROP_TOO_HIGH, field_name="heel_insert_mm")
+
+
+# Checks across a group's fields, by group: marshmallow's schema validators (quick checks
+# decline what they refuse, so marshmallow words the error).
+GROUP_CHECKS: dict[str, Callable[..., None]] = {"footwear": _fits}
+
+
+def _quick_group(tree: dict[str, Any], name: str = "") -> Check:
     """A group's check: an object of known names, each value checked, required names present."""
     checks = {
-        name: _quick_group(node) if isinstance(node, dict) else _quick(node)
-        for name, node in tree.items()
+        key: _quick_group(node, key) if isinstance(node, dict) else _quick(node)
+        for key, node in tree.items()
     }  # fmt: skip
-    required = tuple(name for name, node in tree.items() if _required(name, node))
+    required = tuple(key for key, node in tree.items() if _required(key, node))
+    across = GROUP_CHECKS.get(name)
 
     def group(value: Any) -> dict[str, Any]:
         if type(value) is not dict:
             raise Declined
         loaded = {}
-        for name, item in value.items():
-            check = checks.get(name)
+        for key, item in value.items():
+            check = checks.get(key)
             if check is None:
                 raise Declined
-            loaded[name] = check(item)
-        for name in required:
-            if name not in loaded:
+            loaded[key] = check(item)
+        for key in required:
+            if key not in loaded:
                 raise Declined
+        if across is not None:
+            try:
+                across(loaded)
+            except ValidationError:
+                raise Declined from None
         return loaded
 
     return group
@@ -160,6 +182,9 @@ def _build(prefix: str, tree: dict[str, Any]) -> type[Schema]:
             nested = _build(f"{prefix}.{name}" if prefix else name, node)
             attrs[name] = fields.Nested(nested, required=_required(name, node))
     attrs["Meta"] = type("Meta", (), {"unknown": RAISE})
+    if prefix in GROUP_CHECKS:
+        check = GROUP_CHECKS[prefix]
+        attrs["check_across_fields"] = validates_schema(lambda self, data, **kw: check(data, **kw))
     if prefix:
         return type(f"{_camel(prefix)}Schema", (Schema,), attrs)
     quick = _quick_group(tree)

@@ -1,149 +1,158 @@
-"""The summary a shop assistant reads out: its sentences, and which of them each answer gets.
+"""The summary a shop assistant reads out: at most three sentences, written once for every door.
 
-Written once for every door: `slots` decides each row's parts for any number of rows, and the
-API, `heeldrop recommend` and batch scoring all join the same parts.
+(1) What to do, with the numbers. (2) The main reason in plain words: a referral's own reason;
+else the rule that forced the change, or set the answer (content-keep, a change too small to
+make), or otherwise shaped it most; else that the answer is the model's best estimate (saying
+when it learned from a simulation). (3) The advice to see a clinician, or what would firm up a
+low-confidence answer. It never names a rule or the classifier; those details are in the
+answer's `rules` and `advice`.
 
-After a hard referral, a summary is the referral messages, then the advice to keep the current
-drop until then. Otherwise it is, in order: what to do (the lead); up to three messages of rules
-that shaped the answer; the rules set aside; the classifier's part; a provisional referral's
-message; and the advice that sends the person to a clinician (rules marked `clinician`).
+`slots` decides each row's sentences for any number of rows: the API, `heeldrop recommend` and
+batch scoring join the same ones.
 """
+
+from collections.abc import Callable
 
 import numpy as np
 
-from service.core.combine import DIRECTIONS, Decisions
+from service.core.combine import DIRECTIONS, URGENCY, Decisions
+from service.core.features import BAND_HI, BAND_LO
 from service.core.fields import BANDS
-from service.core.texts import Texts, messages
+from service.core.rules import Rule
+from service.core.texts import TemplateValues, Texts
 
 LEADS = {
-    "keep": "Keep an effective heel drop of {span} ({band}): your {now:g} mm fits.",
-    "lower_gradually": "Lower gradually from {now:g} mm to {span} ({band}), in steps.",
-    "raise": "Raise your effective heel drop from {now:g} mm to {span} ({band}).",
-    "step_back_up": "Step back up from {now:g} mm to {span} ({band}).",
+    "keep": "Keep your {now:g} mm shoes: {span} is right for you.",
+    "lower_gradually": "Lower gradually from {now:g} mm to {span}, in steps of up to 4 mm, "
+    "{weeks} weeks each.",
+    "raise": "Raise your heel drop from {now:g} mm to {span}: other shoes or a heel insert.",
+    "step_back_up": "Step back up from {now:g} mm to {span}: other shoes or a heel insert.",
 }
-UNTIL_THEN = "Until then, keep your current {now:g} mm."
-SET_ASIDE = "Set aside for a higher-priority rule: {names}."
-NO_MODEL = "No model is loaded, so this answer comes from the rules alone."
-AGREES = "The classifier agrees: {top} is its most likely band ({p:.0%})."  # a rule set the band
-CHOSEN = "The band is the classifier's most likely one ({p:.0%})."  # the classifier chose it
-MOVED = (
-    "The classifier's own top band was {top} ({p:.0%}); the rules above moved the answer to {band}."
+REFERRAL_KEEP = (
+    "See a clinician {when} before changing your shoes; until then, keep your {now:g} mm."
 )
-WHY = 3  # messages of rules that shaped the answer, at most
-LEAD, SET_ASIDE_SLOT, MODEL, REFERRAL, CLINICIAN = 0, WHY + 1, WHY + 2, WHY + 3, WHY + 4
+REFERRAL_BACK = "See a clinician {when}; until then, go back to your {back:g} mm shoes."
+MODEL_ESTIMATE = "This is the model's best estimate for people like you."
+MODEL_SIMULATED = (
+    "This is the model's best estimate for people like you, learned so far from simulated people."
+)
+RULES_ONLY = "No model is loaded, so this is the smallest change the rules allow."
+LOW_CONFIDENCE = "This answer is uncertain: try it and re-test after {weeks} weeks."
+LOW_CONFIDENCE_BELOW = 0.35  # a confidence under this says what would firm the answer up
+LEAD, REASON, CLOSING = range(3)
 
 
 def span(lo: int, hi: int) -> str:
-    return f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
+    """A range in millimetres, with its band's name only when it lies inside that band."""
+    text = f"{lo} mm" if lo == hi else f"{lo}-{hi} mm"
+    inside = [b for k, b in enumerate(BANDS) if BAND_LO[k] <= lo and hi <= BAND_HI[k]]
+    return f"{text} ({inside[0]})" if inside else text
 
 
-def classifier_says(top: str, band: str, p: float, ruled: bool) -> str:
-    """The classifier's part in the answer; `ruled`: a rule set the band (HD050)."""
-    said = MOVED if top != band else AGREES if ruled else CHOSEN
-    return said.format(top=top, band=band, p=p)
+def slots(d: Decisions, texts: Texts, simulated: bool = True) -> np.ndarray:
+    """Each row's summary as codes into `texts`, sentence by sentence (3 x rows; 0 is none).
 
-
-def slots(d: Decisions, texts: Texts, said: np.ndarray | None = None) -> np.ndarray:
-    """Each row's summary as codes into `texts`, slot by slot (slots x rows; 0 is empty).
-
-    `said` holds the codes of the fired rules' messages (rules x rows, `texts.messages`) when
-    the caller has them; otherwise only the messages the summaries use are worded. A part no
-    row has (a referral, a rule set aside, advice to see a clinician) costs nothing.
+    `simulated`: the serving model learned from a simulation only (the summary says so).
     """
-    book = d.book
-    n = d.fired.shape[1]
-    active = d.fired & ~d.overruled
-    stop = (active & book.stops).any(axis=0)
-    stopped = stop.any()
-    go = ~stop
-    told = d.shaped & active & go
-    told &= np.cumsum(told, axis=0) <= WHY
-    if stopped:  # a hard referral tells every referral message
-        told |= active & book.referrals & stop
-    set_aside = d.fired & d.overruled & go
-    referred = active & book.referrals & go
-    if referred.any():
-        referred &= np.cumsum(referred, axis=0) == 1  # the first referral (a provisional one)
-    if said is None:
-        said = messages(d, texts, told | set_aside | referred)
-    out = np.zeros((max(CLINICIAN + 1, int(book.referrals.sum()) + 1), n), dtype=np.int64)
-    r, i = told.nonzero()
-    out[(np.cumsum(told, axis=0) - 1)[r, i] + go[i], i] = said[r, i]  # after the lead, if any
-    r, i = referred.nonzero()
-    out[REFERRAL, i] = said[r, i]
-    rest = go.nonzero()[0]
-    if stopped:
-        current, stops = d.ctx["current"], stop.nonzero()[0]
-        out[told[:, stops].sum(axis=0), stops] = texts.word(
-            stops, [current[stops]], lambda i: UNTIL_THEN.format(now=float(current[i]))
-        )
-        if not len(rest):
-            return out
-    out[LEAD, rest] = _leads(d, rest, texts)
-    if set_aside.any():
-        out[SET_ASIDE_SLOT, rest] = _set_aside(np.where(set_aside, said, 0)[:, rest], texts)
-    ruled = (active & book.keeps_band).any(axis=0)
-    out[MODEL, rest] = _classifier(d, rest, ruled, texts)
-    out[CLINICIAN, rest] = _clinician(d, rest, texts)
+    n = len(d.band)
+    out = np.zeros((3, n), dtype=np.int64)
+    everyone = np.arange(n)
+    out[LEAD] = _leads(d, everyone, texts)
+    out[REASON] = _reasons(d, texts, simulated)
+    out[CLOSING] = _closings(d, texts)
     return out
 
 
 def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
-    current, band, direction = d.ctx["current"], d.band, d.direction
-    lo, hi = d.range_min, d.range_max
+    current, previous, direction = d.ctx["current"], d.ctx["previous_drop_mm"], d.direction
+    lo, hi, urgency, referred = d.range_min, d.range_max, d.urgency, d.referred
 
     def lead(i: int) -> str:
+        now = float(current[i])
+        if referred[i]:
+            when = URGENCY[urgency[i]]
+            if lo[i] <= now <= hi[i]:
+                return REFERRAL_KEEP.format(when=when, now=now)
+            return REFERRAL_BACK.format(when=when, back=float(previous[i]))
         return LEADS[DIRECTIONS[direction[i]]].format(
-            span=span(int(lo[i]), int(hi[i])), band=BANDS[band[i]], now=float(current[i])
+            now=now, span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i])
         )
 
-    keys = [current[rows], band[rows], lo[rows], hi[rows], direction[rows]]
+    keys = [current, previous, lo, hi, direction, referred, urgency, d.pace_weeks]
     return texts.word(rows, keys, lead)
 
 
-def _set_aside(asides: np.ndarray, texts: Texts) -> np.ndarray:
-    """The sentence naming the rules set aside (by their messages' heads), per row; asides
-    holds, rules x rows, the message code of each rule set aside."""
-    codes = np.zeros(asides.shape[1], dtype=np.int64)
-    at = np.flatnonzero(asides.any(axis=0))
-    some = asides[:, at][asides[:, at].any(axis=1)]  # the rules set aside on some row
+def _first(mask: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the rule of least rank among those the mask (rules x rows) marks, and whether
+    there is one."""
+    ranked = np.where(mask, rank, np.iinfo(np.int64).max)
+    return ranked.argmin(axis=0), np.asarray(mask.any(axis=0))
 
-    def sentence(k: int) -> str:
-        names = "; ".join(texts.texts[c].split(":")[0] for c in asides[:, k] if c)
-        return SET_ASIDE.format(names=names)
 
-    codes[at] = texts.word(at, list(some), sentence)
+def _reasons(d: Decisions, texts: Texts, simulated: bool) -> np.ndarray:
+    book, n = d.book, len(d.band)
+    codes = np.zeros(n, dtype=np.int64)
+    rank = book.priority
+    active = d.fired & ~d.overruled
+    # A referral's own first reason, in the referral rules' id order (HD001's first).
+    referral_rule, _ = _first(active & book.referrals, np.arange(len(book.rules))[:, None])
+    for j in np.unique(referral_rule[d.referred]).tolist():
+        rows = np.flatnonzero(d.referred & (referral_rule == j))
+        rule = book.rules[j]
+        held = [h[rows] for h in d.reasons[rule.id]]
+        keys = [*held, *(d.ctx[name][rows] for name in rule.reads if name in d.ctx)]
+        codes[rows] = texts.word(rows, keys, _reason_of(d, rule))
+    # Otherwise the rule that forced the change, set the answer, or shaped it most.
+    chosen = np.zeros(n, dtype=np.int64)
+    found = np.zeros(n, dtype=bool)
+    for mask in (d.forced, d.shaped & book.sets_band, d.shaped):
+        rule, has = _first(mask & book.has_why, rank)
+        take = has & ~found
+        chosen, found = np.where(take, rule, chosen), found | take
+    found &= ~d.referred
+    why = np.array([texts.add(rule.why) if rule.why else 0 for rule in book.rules])
+    codes = np.where(found, why[chosen], codes)
+    rest = ~found & ~d.referred
+    if rest.any():
+        if d.probs is None:
+            estimate = RULES_ONLY
+        else:
+            estimate = MODEL_SIMULATED if simulated else MODEL_ESTIMATE
+        codes[rest] = texts.add(estimate)
     return codes
 
 
-def _classifier(d: Decisions, rows: np.ndarray, ruled: np.ndarray, texts: Texts) -> np.ndarray:
-    """The classifier's part; `ruled` (every row): a rule set the band."""
-    if d.probs is None:
-        return texts.word(rows, [], lambda i: NO_MODEL)
-    top, band = d.model_band, d.band
-    p = d.probs[np.arange(len(top)), top]
+def _reason_of(d: Decisions, rule: Rule) -> Callable[[int], str]:
+    """A referral rule's first reason that held on row i, as a sentence."""
 
-    def says(i: int) -> str:
-        return classifier_says(BANDS[top[i]], BANDS[band[i]], float(p[i]), bool(ruled[i]))
+    def sentence(i: int) -> str:
+        reason = TemplateValues(d, i, rule).reasons()[0]
+        return reason[0].upper() + reason[1:] + "."
 
-    # f"{p:.0%}" formats p * 100 rounded half to even, which is what rint does to the same double
-    keys = [top[rows], band[rows], np.rint(p[rows] * 100), ruled[rows]]
-    return texts.word(rows, keys, says)
+    return sentence
 
 
-def _clinician(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
-    """The advice texts that send a person to a clinician, in id order, as one part per row
-    (a hard referral has silenced all advice already)."""
-    codes = np.zeros(len(rows), dtype=np.int64)
-    marked = d.book.clinician[:, 0]
-    if not (d.advice[marked].any()):
-        return codes
-    marked = marked.nonzero()[0]
-    given = d.advice[marked][:, rows]
-    at = np.flatnonzero(given.any(axis=0))
-
-    def advice(i: int) -> str:
-        return " ".join(d.book.rules[j].advice or "" for j in marked if d.advice[j, i])
-
-    codes[at] = texts.word(rows[at], list(given[:, at]), advice)
+def _closings(d: Decisions, texts: Texts) -> np.ndarray:
+    """Advice to see a clinician (the first rule's, by id), else what would firm the answer up:
+    a rule's (the missing measurement), or for an uncertain answer a re-test."""
+    book, n = d.book, len(d.band)
+    codes = np.zeros(n, dtype=np.int64)
+    see = d.advice & book.clinician
+    rule, has = _first(see, np.arange(len(book.rules))[:, None])
+    if has.any():
+        sentence = np.array([texts.add(r.see_clinician) if r.see_clinician else 0
+                             for r in book.rules])  # fmt: skip
+        codes = np.where(has, sentence[rule], codes)
+    open_ = ~has & ~d.referred
+    rule, firm = _first(d.fired & ~d.overruled & book.firms_up, np.arange(len(book.rules))[:, None])
+    firm &= open_
+    if firm.any():
+        sentence = np.array([texts.add(r.firms_up) if r.firms_up else 0 for r in book.rules])
+        codes = np.where(firm, sentence[rule], codes)
+    retest = np.flatnonzero(open_ & ~firm & (d.confidence < LOW_CONFIDENCE_BELOW))
+    if len(retest):
+        weeks = d.pace_weeks
+        codes[retest] = texts.word(
+            retest, [weeks[retest]], lambda i: LOW_CONFIDENCE.format(weeks=int(weeks[i]))
+        )
     return codes

@@ -63,6 +63,15 @@ class Texts:
 
     def __init__(self) -> None:
         self.texts = [""]
+        self._codes: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        """The code of a fixed text (the same text, the same code)."""
+        code = self._codes.get(text)
+        if code is None:
+            code = self._codes[text] = len(self.texts)
+            self.texts.append(text)
+        return code
 
     def word(
         self, rows: np.ndarray, keys: Sequence[np.ndarray], make: Callable[[int], str]

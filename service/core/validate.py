@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from service.core.columns import absent
 from service.core.errors import InvalidInput
-from service.core.fields import FIELDS, Field
+from service.core.fields import EFFECTIVE_DROP_TOO_HIGH, FIELDS, MAX_EFFECTIVE_DROP, Field
 
 if TYPE_CHECKING:  # frames arrive already built; the batch door never needs pandas loaded
     import pandas as pd
@@ -156,6 +156,13 @@ def check_columns(columns: Mapping[str, Arrow], n: int) -> Checked:
                 errors.setdefault(int(row), {}).setdefault(field.path, []).append("is required")
         for row in np.flatnonzero(bad):
             errors.setdefault(int(row), {}).setdefault(field.path, []).append(message)
+    insert = np.nan_to_num(cols["footwear.heel_insert_mm"])
+    with np.errstate(invalid="ignore"):
+        too_high = cols["footwear.current_drop_mm"] + insert > MAX_EFFECTIVE_DROP
+    for row in np.flatnonzero(too_high):
+        errors.setdefault(int(row), {}).setdefault("footwear.heel_insert_mm", []).append(
+            EFFECTIVE_DROP_TOO_HIGH
+        )
     return Checked(cols, errors)
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from service.core.fields import FIELDS
 from service.files import atomic_path
 
 BANDS = ("zero", "low", "moderate", "high", "lift")
@@ -26,6 +27,8 @@ PRIMARY = ("running", "walking", "standing_work", "weightlifting", "court_sports
 SHOES = ("road_running", "trail_running", "walking", "casual", "dress", "work_boot", "minimalist",
          "weightlifting", "court", "other")
 FELT = ("front", "back", "both", "none", "unknown")
+KNEE = ("straight", "bent", "same", "unknown")  # the calf stretch is tighter with the knee ...
+LIFT = ("helps", "no_change", "worse", "untried")  # what a higher heel did to the pain
 # P(shoe type | primary activity), rows in PRIMARY order, columns in SHOES order (assumption).
 SHOE_GIVEN_PRIMARY = np.array([
     [.66, .18, 0, 0, 0, 0, .12, 0, 0, .04], [.10, .10, .40, .20, 0, 0, .12, 0, 0, .08],
@@ -67,7 +70,7 @@ def _severity(rng: np.random.Generator, p: np.ndarray, median: float = 3.5) -> n
 def _people(rng: np.random.Generator, n: int) -> Arrays:
     """The true (complete) values of every person; observation and missingness come later."""
     u = rng.random
-    p: Arrays = {"age": np.clip(np.rint(rng.normal(42, 14, n)), 14, 92)}
+    p: Arrays = {"age": np.clip(np.rint(rng.normal(42, 14, n)), 8, 92)}
     p["sex"] = rng.choice(4, n, p=[0.48, 0.48, 0.01, 0.03])
     sex = p["sex"]
     mass = np.array([67, 82, 75, 75])[sex] + np.array([11, 12, 13, 13])[sex] * rng.normal(size=n)
@@ -154,6 +157,16 @@ def _people(rng: np.random.Generator, n: int) -> Arrays:
     )
     p["current"] = drop + p["insert"]
     p["convert"] = zero & (p["heeled"] >= 5) & ((p["weeks"] < 26) | p["after_change"])
+    # Tighter with the knee straight (the two-joint calf muscle, Silfverskiold) goes with calf
+    # tightness and a restriction felt at the back; else bent or the same (assumption).
+    straight = 0.15 + 0.3 * (p["calf_tightness"] >= 3) + 0.2 * (p["felt"] == 1)
+    p["knee"] = np.where(u(n) < straight, 0, np.where(u(n) < 0.6, 2, 1))
+    # Locking or catching after injuries and surgery (a loose body, a cartilage lesion);
+    # focal bone pain in regular runners with forefoot pain in low drops (Ridge 2013).
+    injured = (p["injury"] >= 0) & (p["injury"] < 104)
+    p["locks"] = u(n) < 0.004 + 0.03 * injured + 0.05 * (p["surgery"] >= 0)
+    bone_stress = p["regular"] & (p["forefoot_pain"] >= 3) & (drop <= 6)
+    p["focal"] = u(n) < 0.003 + 0.15 * bone_stress
     return p
 
 
@@ -174,7 +187,14 @@ def _outcome(rng: np.random.Generator, p: Arrays) -> tuple[np.ndarray, np.ndarra
     front, back = np.isin(felt, (0, 2)) | (pinch >= 3), felt == 1
     t = np.where((ktw < 6) & back, t + 3, np.where((ktw < 10) & back, t + 1, t))
     t = np.where((ktw < 6) & front, np.clip(t, 7, 10), t)
+    t = t + 0.5 * (p["knee"] == 0)  # a tight two-joint calf muscle is eased by some heel
     t = np.clip(t + rng.normal(0, 1.0, n), 0, 30)  # unobserved person-to-person variation
+    # A quarter of those in pain have tried a higher heel: it helped when the drop that works
+    # is well above theirs, made it worse when well below (the person's own response).
+    tried = (pain >= 3) & (rng.random(n) < 0.25)
+    effect = np.where(t > cur + 2, 0, np.where(t < cur - 2, 2, 1))  # helps, no change, worse
+    noise = rng.random(n) < 0.2  # a fifth report no change whatever happened
+    p["lift"] = np.where(tried, np.where(noise, 1, effect), 3)
     lo, hi = EDGES[:-1] - 0.5, EDGES[1:] - 0.5
     util = -0.25 * np.square(np.maximum(lo - t[:, None], 0) + np.maximum(t[:, None] - hi, 0))
     bonus = np.zeros((n, 5))
@@ -261,6 +281,12 @@ def _observe(rng: np.random.Generator, p: Arrays) -> dict[str, pa.Array]:
     c["mobility.restriction_felt"] = cat(FELT, felt, u(n) < np.where(measured, 0.25, 0.85))
     heels_down = p["ktw"] + rng.normal(0, 1.5, n) >= 11.5
     c["mobility.deep_squat_heels_down"] = pa.array(heels_down, mask=u(n) < 0.65)
+    knee = np.where(u(n) < 0.1, 3, p["knee"])
+    c["mobility.tighter_with_knee"] = cat(KNEE, knee, u(n) < np.where(measured, 0.5, 0.9))
+    lift = p["lift"]
+    c["footwear.heel_lift_effect"] = cat(LIFT, lift, u(n) < np.where(lift == 3, 0.8, 0.15))
+    c["symptoms.ankle_locks_or_catches"] = flag(p["locks"], 0.55)
+    c["symptoms.focal_bone_pain"] = flag(p["focal"], 0.55)
     return c
 
 
@@ -274,7 +300,9 @@ def table(rows: int, seed: int) -> pa.Table:
     refs = pc.utf8_lpad(
         pa.array(np.arange(1, rows + 1)).cast(pa.string()), max(7, len(str(rows))), "0"
     )
-    cols = {"client_ref": pc.binary_join_element_wise("sim-", refs, ""), **_observe(rng, people)}
+    observed = _observe(rng, people)
+    cols = {"client_ref": pc.binary_join_element_wise("sim-", refs, "")}
+    cols |= {f.path: observed[f.path] for f in FIELDS if f.path in observed}  # in field order
     cols["outcome_band"] = pa.array(BANDS).take(pa.array(band))
     cols["outcome_drop_mm"] = pa.array(drop)
     return pa.table(cols)

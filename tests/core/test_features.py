@@ -42,7 +42,8 @@ def reference(request: dict) -> dict[str, float]:
         ktw = _num(request, f"mobility.knee_to_wall_cm.{name}")
         if math.isnan(ktw):
             ktw = _num(request, f"mobility.lunge_angle_deg.{name}") / 3.6
-        return ktw - (1.0 if in_shoes else 0.0)
+        value = ktw - (1.0 if in_shoes else 0.0)
+        return max(value, 0.0) if not math.isnan(value) else NAN  # never below 0
 
     left, right = side("left"), side("right")
     ktw = _nan_max(-left, -right)
@@ -98,6 +99,9 @@ def reference(request: dict) -> dict[str, float]:
         "runner_in_low_drop": runner and current <= 6,
         "front_block_severe": front and ktw < 6,
         "back_block_severe": back and ktw < 6,
+        "heel_lift_helps": get(request, "footwear.heel_lift_effect") == "helps",
+        "heel_lift_worse": get(request, "footwear.heel_lift_effect") == "worse",
+        "tighter_with_knee_straight": get(request, "mobility.tighter_with_knee") == "straight",
     }
     return {name: float(v) for name, v in values.items()}
 

@@ -105,8 +105,26 @@ def test_numbers_just_outside_the_range_are_refused_on_both_ends(field):
 
 @pytest.mark.parametrize("field", NUMERIC, ids=lambda f: f.path)
 def test_both_ends_of_every_range_are_accepted(field):
+    base = put(BASE, "footwear.current_drop_mm", 5)  # room for the largest insert
     for value in (int(field.lo), int(field.hi)):
-        assert load_request(put(BASE, field.path, value)) == put(BASE, field.path, value)
+        assert load_request(put(base, field.path, value)) == put(base, field.path, value)
+
+
+@pytest.mark.parametrize(("drop", "insert"), [(30, 1), (20, 10.5), (6, 25)])
+def test_an_effective_drop_over_30_mm_is_refused_at_the_insert_saying_so(drop, insert):
+    body = {"footwear": {"current_drop_mm": drop, "heel_insert_mm": insert}}
+    with pytest.raises(InvalidInput) as refused:
+        load_request(body)
+    assert list(refused.value.errors) == ["footwear.heel_insert_mm"]
+    assert "at most 30 mm" in refused.value.errors["footwear.heel_insert_mm"][0]
+    assert request_schema.quick is not None
+    with pytest.raises(Exception):  # noqa: B017 - the quick check declines it too
+        request_schema.quick(body)
+
+
+def test_an_effective_drop_of_exactly_30_mm_is_accepted():
+    body = {"footwear": {"current_drop_mm": 20, "heel_insert_mm": 10}}
+    assert load_request(body) == body
 
 
 def test_an_unknown_top_level_field_is_refused_by_name():
