@@ -75,7 +75,7 @@ def effect(rule: Rule, d: Decisions, i: int) -> str:
     if rule.ceiling is not None:
         values["ceiling"] = float(d.ceilings[rule.id][i])
     if rule.band:
-        values["band"] = BANDS[int(d.ctx["current_band"][i])]
+        values["band"] = BANDS[int(d.band[i])]
     return rule.effect.format_map(values) if values else rule.effect
 
 

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 
 from service.core.combine import Decisions
-from service.core.features import context_name
+from service.core.features import DERIVED_OPTIONS, context_name
 from service.core.fields import FIELDS
 from service.core.rules import Rule
 
-ENUMS = {context_name(f.path): f for f in FIELDS if f.kind == "enum"}
+# Context values that are options, by their codes: the enum fields' and derived ones.
+OPTIONS = {context_name(f.path): f.choices for f in FIELDS if f.kind == "enum"} | DERIVED_OPTIONS
 
 
 def distinct(*keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,9 +103,9 @@ def value(d: Decisions, key: str, i: int) -> float:
 def plain(d: Decisions, key: str, i: int) -> Any:
     """Row i of a context value as JSON: an enum's option or a number; None if absent."""
     number = value(d, key, i)
-    if key in ENUMS:
-        return ENUMS[key].option(number)
-    return None if math.isnan(number) else number
+    if math.isnan(number):
+        return None
+    return OPTIONS[key][int(number)] if key in OPTIONS else number
 
 
 class TemplateValues(dict[str, Any]):
