@@ -70,6 +70,8 @@ def _has_required(node: Any) -> bool:
 
 
 TREE = field_tree()
+
+
 def _within_30_mm(request: dict[str, Any]) -> dict[str, Any]:
     """The request with its insert cut so the effective drop stays at most 30 mm."""
     footwear = request["footwear"]

@@ -95,8 +95,10 @@ class RuleBook:
         self.has_why = self._each(lambda r: r.why is not None)
         self.sets_band = self._each(lambda r: bool(r.band) or r.stage == "range")
         self.keeps_band = self._each(lambda r: bool(r.band))
-        # Which rule's reason the summary gives first: bounds in priority order, then the rest
+        # Which rule's reason the summary gives first: the person's own (symptom) bounds in
+        # priority order, then the policy bounds, then the rest
         order = [member.row for stage in STAGES for member in self.stages[stage].members]
+        order.sort(key=lambda j: bool(self.rules[j].policy))
         self.priority = np.array([[order.index(j)] for j in range(len(self.rules))])
         self.factor = np.array([[r.confidence or 1.0] for r in self.rules])
         self.urgency = np.array([[URGENCY.index(r.referral or "")] for r in self.rules])
