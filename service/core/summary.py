@@ -23,6 +23,7 @@ from service.core.texts import TemplateValues, Texts
 
 LEADS = {
     "keep": "Keep your {now:g} mm shoes: {span} is right for you.",
+    "keep_insert": "Keep your shoes and heel insert at {now:g} mm: {span} is right for you.",
     "lower_gradually": "Lower gradually from {now:g} mm to {span}, in steps of up to 4 mm, "
     "{weeks} weeks each.",
     "raise": "Raise your heel drop from {now:g} mm to {span}: other shoes or a heel insert.",
@@ -65,6 +66,7 @@ def slots(d: Decisions, texts: Texts, simulated: bool = True) -> np.ndarray:
 
 def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
     current, previous, direction = d.ctx["current"], d.ctx["previous_drop_mm"], d.direction
+    insert = d.ctx["heel_insert_mm"] > 0
     lo, hi, urgency, referred = d.range_min, d.range_max, d.urgency, d.referred
 
     def lead(i: int) -> str:
@@ -74,11 +76,14 @@ def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
             if lo[i] <= now <= hi[i]:
                 return REFERRAL_KEEP.format(when=when, now=now)
             return REFERRAL_BACK.format(when=when, back=float(previous[i]))
-        return LEADS[DIRECTIONS[direction[i]]].format(
+        lead = DIRECTIONS[direction[i]]
+        if lead == "keep" and insert[i]:
+            lead = "keep_insert"
+        return LEADS[lead].format(
             now=now, span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i])
         )
 
-    keys = [current, previous, lo, hi, direction, referred, urgency, d.pace_weeks]
+    keys = [current, previous, insert, lo, hi, direction, referred, urgency, d.pace_weeks]
     return texts.word(rows, keys, lead)
 
 

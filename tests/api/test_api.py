@@ -86,8 +86,12 @@ def test_a_recommendation_has_every_field_of_the_spec(client, shop, champion):
     for rule in explanation["rules"]:
         assert set(rule) == {"id", "name", "effect", "message", "rationale", "overruled"}
     model = explanation["model"]
-    assert set(model) == {"version", "band_probabilities", "top_band", "top_factors",
-                          "overridden_by_rules"}  # fmt: skip
+    assert set(model) == {"version", "trained_on", "band_probabilities", "top_band",
+                          "factors_explain", "top_factors", "overridden_by_rules"}  # fmt: skip
+    assert model["trained_on"] == "simulated"
+    assert model["factors_explain"] == model["top_band"]
+    for factor in model["top_factors"]:
+        assert set(factor) == {"feature", "label", "value", "unit", "contribution"}
     assert model["version"] == champion
     assert set(model["band_probabilities"]) == BANDS
     assert all(set(a) == {"id", "text"} for a in out["advice"])

@@ -1,6 +1,9 @@
 """Batch summaries are the single answers' summaries, worded once per distinct set of parts."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 
 from service.batch.columns import summaries
 from service.core.columns import from_requests
@@ -28,15 +31,17 @@ def test_the_advice_to_see_a_clinician_ends_batch_summaries_as_single_ones(rules
     requests = [load_request({"footwear": {"current_drop_mm": 10}, **r}) for r in CLINICIAN_CASES]
     d = rules_only.decide(from_requests(requests * 3))  # repeated rows share their parts
     single = [rules_only.recommend(r)["explanation"]["summary"] for r in requests]
-    assert summaries(d).to_pylist() == single * 3
+    assert summaries(d, simulated=False).to_pylist() == single * 3
     assert sum("clinician" in s for s in single) == 5  # the referral's own words say it too
 
 
-def test_the_classifier_part_of_batch_summaries_matches_single_ones(rules):
-    """The same top band at the same probability, chosen by the classifier in one row and set by
-    content-keep (HD050) in the other, worded by the batch summaries as by explain."""
+@pytest.mark.parametrize("simulated", [True, False])
+def test_the_models_part_of_batch_summaries_matches_single_ones(rules, registry, simulated):
+    """The same top band at the same probability, chosen by the model in one row and set by
+    content-keep (HD050) in the others, worded by the batch summaries as by explain, for a
+    model that learned from a simulation and for one that learned from outcomes."""
     bodies = [
-        {"footwear": {"current_drop_mm": 10}},
+        {"footwear": {"current_drop_mm": 10}, "symptoms": {"anterior_ankle_pinch": 3}},
         {"footwear": {"current_drop_mm": 10}, "mobility": {"knee_to_wall_cm": {"left": 12}}},
         {"footwear": {"current_drop_mm": 4}, "mobility": {"knee_to_wall_cm": {"left": 12}}},
     ]
@@ -44,7 +49,12 @@ def test_the_classifier_part_of_batch_summaries_matches_single_ones(rules):
     probs = np.full((3, 5), 0.1)
     probs[:, 2] = 0.6  # moderate for everyone
     d = decide(features(cols)[0], RuleBook(rules), probs)
-    single = [answer["explanation"]["summary"] for answer in render(d, None)]
-    assert summaries(d).to_pylist() == single
-    assert [s.count("classifier agrees") for s in single] == [0, 1, 0]
-    assert "the rules above moved the answer to low" in single[2]
+    champion = registry.load_champion()
+    said = {**champion.metadata, "trained_on": "simulated" if simulated else "outcomes"}
+    model = dataclasses.replace(champion, metadata=said)
+    single = [answer["explanation"]["summary"] for answer in render(d, model)]
+    assert summaries(d, simulated=simulated).to_pylist() == single
+    assert "the model's best estimate for people like you" in single[0]
+    assert ("learned so far from simulated people" in single[0]) is simulated
+    assert "no real pain" in single[1] and "no real pain" in single[2]
+    assert "3-6 mm (low)" in single[2]

@@ -18,7 +18,7 @@ SIDES = {"left": ("num", 0, 25), "right": ("num", 0, 25)}
 # The request of SPEC.md: (kind, low, high) numbers, frozenset enums, bool, nested dicts.
 SPEC_REQUEST: dict[str, Any] = {
     "person": {
-        "age_years": ("num", 10, 100),
+        "age_years": ("num", 8, 100),
         "body_mass_kg": ("num", 25, 250),
         "sex": frozenset({"female", "male", "other", "unspecified"}),
     },
@@ -34,6 +34,7 @@ SPEC_REQUEST: dict[str, Any] = {
         "previous_drop_mm": ("num", 0, 30),
         "years_in_heeled_shoes": ("num", 0, 90),
         "high_heel_hours_per_week": ("num", 0, 112),
+        "heel_lift_effect": frozenset({"helps", "no_change", "worse", "untried"}),
     },
     "activity": {
         "primary": frozenset(
@@ -49,6 +50,7 @@ SPEC_REQUEST: dict[str, Any] = {
         **dict.fromkeys(("ankle_swelling", "numbness_tingling"), SEVERITY),
         **dict.fromkeys(("started_after_shoe_change", "calf_swelling_one_side"), bool),
         **dict.fromkeys(("hot_red_joint_or_fever", "night_or_rest_pain"), bool),
+        **dict.fromkeys(("ankle_locks_or_catches", "focal_bone_pain"), bool),
     },
     "history": {
         "weeks_since_ankle_surgery": ("num", 0, 5200),
@@ -67,6 +69,7 @@ SPEC_REQUEST: dict[str, Any] = {
         "measured_in": frozenset({"barefoot", "shoes"}),
         "restriction_felt": frozenset({"front", "back", "both", "none", "unknown"}),
         "deep_squat_heels_down": bool,
+        "tighter_with_knee": frozenset({"straight", "bent", "same", "unknown"}),
     },
 }
 RULE_IDS = frozenset(rule.id for rule in load_rules())  # RULES.md's catalogue and HD046
