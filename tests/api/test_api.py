@@ -22,6 +22,7 @@ SPEC_ROUTES = {
     ("post", "/v1/recommendations"),
     ("post", "/v1/recommendations/batch"),
     ("get", "/v1/model"),
+    ("get", "/v1/rules"),
     ("get", "/livez"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -691,3 +692,22 @@ def test_the_quick_path_answers_as_webargs_does(app, request, value, path):
         quick, webargs = both_paths(app, json.dumps(body))
         assert repr(quick) == repr(webargs)
     assert both_paths(app, json.dumps(request))[0] == request  # and valid requests load
+
+
+def test_the_rule_catalogue_lists_every_rule_in_force_with_its_evidence(client, shop, rules):
+    r = client.get("/v1/rules", headers=shop)
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    body = r.get_json()
+    assert body["version"] == "2"
+    listed = body["rules"]
+    assert [rule["id"] for rule in listed] == sorted(rule.id for rule in rules)
+    by_id = {rule["id"]: rule for rule in listed}
+    for rule in listed:
+        assert set(rule) == {"id", "name", "stage", "effect", "message", "grade", "sources",
+                             "rationale"}  # fmt: skip
+        assert rule["grade"] in {"A", "B", "C", "B/C", "A/B", "policy"}, rule
+        assert rule["rationale"].startswith("Grade ") or rule["grade"] == "policy", rule
+    assert by_id["HD011"]["grade"] == "C" and by_id["HD014"]["grade"] == "B"
+    assert any("Malisoux" in source for source in by_id["HD014"]["sources"])
+    assert by_id["HD019"]["stage"] == "bounds"
+    assert "14" in by_id["HD019"]["effect"]

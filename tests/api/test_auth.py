@@ -13,6 +13,7 @@ ROUTES = {
     "recommend": ("POST", "/v1/recommendations", ONE, "shop"),
     "batch": ("POST", "/v1/recommendations/batch", {"items": [ONE]}, "shop"),
     "model": ("GET", "/v1/model", None, "shop"),
+    "rules": ("GET", "/v1/rules", None, "shop"),
     "reload": ("POST", "/admin/reload", None, "admin"),
     "livez": ("GET", "/livez", None, "public"),
     "readyz": ("GET", "/readyz", None, "public"),
