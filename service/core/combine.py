@@ -12,7 +12,7 @@ over rows.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,6 +73,7 @@ class Stage:
                 )
             )
         self.program = Program(trees)
+        self.rows = [member.row for member in self.members]
 
 
 class RuleBook:
@@ -158,28 +159,37 @@ class _Run:
         """Evaluate a stage's rules; those that fired on some row, with what their decisions
         read (reasons, floor, ceiling, advice condition) kept."""
         stage = self.book.stages[name]
-        values = stage.program.run(self.ctx)
+        values = stage.program.run(self.ctx, numbers=True)
+        whens = [values[member.when] for member in stage.members]
+        if self.n == 1:
+            self.fired[stage.rows, 0] = whens
+        else:
+            self.fired[stage.rows] = [self._full(when) for when in whens]
+        somewhere = cast(list[bool], self.fired[stage.rows].any(axis=1).tolist())
         hit = []
-        for member in stage.members:
-            rule, mask = member.rule, values[member.when]
-            self.fired[member.row] = self.ctx[member.fired_name] = mask
-            if not mask.any():
+        for member, some in zip(stage.members, somewhere, strict=True):
+            rule = member.rule
+            self.ctx[member.fired_name] = self.fired[member.row]
+            if not some:
                 continue
             hit.append(member)
             if member.reasons:
-                self.reasons[rule.id] = [values[k] for k in member.reasons]
+                self.reasons[rule.id] = [self._full(values[k]) for k in member.reasons]
             if member.floor >= 0:
                 self.floors[rule.id] = np.ceil(self._full(values[member.floor]))
             if member.ceiling >= 0:
                 self.ceilings[rule.id] = np.floor(self._full(values[member.ceiling]))
             if member.advice_when >= 0:
-                self.advice_when[member.row] = values[member.advice_when]
+                self.advice_when[member.row] = self._full(values[member.advice_when])
         self.hits[name] = hit
         return hit
 
     def _full(self, value: Any) -> np.ndarray:
-        """An n-row array from an expression's value (a number when it reads no column)."""
-        return value if isinstance(value, np.ndarray) else np.full(self.n, value)
+        """An n-row array from an expression's value (a number when it reads no column, or
+        for a single row)."""
+        if isinstance(value, np.ndarray):
+            return value
+        return np.array([value]) if self.n == 1 else np.full(self.n, value)
 
 
 def _narrow(

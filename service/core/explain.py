@@ -83,15 +83,17 @@ def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
     """The SPEC responses for every row, without their request ids and client refs."""
     texts = Texts()
     said = messages(d, texts)
-    summaries = texts.join(slots(d, texts, simulated=trained_on(model) == "simulated"))
-    rows = _Rows(d, said)
+    learned_from = trained_on(model)
+    summaries = texts.join(slots(d, texts, simulated=learned_from == "simulated"))
+    rows = _Rows(d, said, learned_from)
     return [_answer(d, model, rows, i, summaries[i], texts.texts) for i in range(len(summaries))]
 
 
 class _Rows:
     """The decisions' arrays as Python values, converted once for every row."""
 
-    def __init__(self, d: Decisions, said: np.ndarray):
+    def __init__(self, d: Decisions, said: np.ndarray, trained_on: str | None):
+        self.trained_on = trained_on
         self.fired, self.overruled = d.fired.T.tolist(), d.overruled.T.tolist()
         self.advice, self.said = d.advice.T.tolist(), said.T.tolist()
         self.band, self.direction = d.band.tolist(), d.direction.tolist()
@@ -100,7 +102,11 @@ class _Rows:
         self.urgency, self.current = d.urgency.tolist(), d.ctx["current"].tolist()
         self.model_band = d.model_band.tolist()
         self.probs = None if d.probs is None else d.probs.tolist()
-        self.factors = None if d.factors is None else d.factors.tolist()
+        self.factors = self.top = None
+        if d.factors is not None:  # each row's largest contributions first (stable for ties)
+            self.factors = d.factors.tolist()
+            order = np.argsort(-np.abs(d.factors), axis=1, kind="stable")
+            self.top = order[:, :TOP_FACTORS].tolist()
 
 
 def _answer(
@@ -161,7 +167,7 @@ def _answer(
 def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -> dict[str, Any]:
     view: dict[str, Any] = {
         "version": model.version if model else None,
-        "trained_on": trained_on(model),
+        "trained_on": rows.trained_on,
         "band_probabilities": {},
         "top_band": None,
         "factors_explain": None,
@@ -175,9 +181,8 @@ def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -
         }
         view["top_band"] = view["factors_explain"] = BANDS[top]
         view["overridden_by_rules"] = top != rows.band[i]
-    if rows.factors is not None:
+    if rows.factors is not None and rows.top is not None:
         contributions = rows.factors[i]
-        by_size = sorted(range(len(GROUPS)), key=lambda g: -abs(contributions[g]))  # stable
         view["top_factors"] = [
             {
                 "feature": GROUPS[g],
@@ -186,7 +191,7 @@ def _model_view(d: Decisions, model: ServingModel | None, rows: _Rows, i: int) -
                 "unit": FACTOR_LABELS[GROUPS[g]][1],
                 "contribution": round(contributions[g], 4),
             }
-            for g in by_size[:TOP_FACTORS]
+            for g in rows.top[i]
         ]
     return view
 

@@ -41,6 +41,7 @@ RULES_ONLY = "No model is loaded, so this is the smallest change the rules allow
 LOW_CONFIDENCE = "This answer is uncertain: try it and re-test after {weeks} weeks."
 LOW_CONFIDENCE_BELOW = 0.35  # a confidence under this says what would firm the answer up
 LEAD, REASON, CLOSING = range(3)
+NONE = np.iinfo(np.int64).max  # a rank no rule has
 
 
 def span(lo: int, hi: int) -> str:
@@ -90,7 +91,7 @@ def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
 def _first(mask: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the rule of least rank among those the mask (rules x rows) marks, and whether
     there is one."""
-    ranked = np.where(mask, rank, np.iinfo(np.int64).max)
+    ranked = np.where(mask, rank, NONE)
     return ranked.argmin(axis=0), np.asarray(mask.any(axis=0))
 
 
@@ -104,8 +105,10 @@ def _reasons(d: Decisions, texts: Texts, simulated: bool) -> np.ndarray:
     for j in np.unique(referral_rule[d.referred]).tolist():
         rows = np.flatnonzero(d.referred & (referral_rule == j))
         rule = book.rules[j]
-        held = [h[rows] for h in d.reasons[rule.id]]
-        keys = [*held, *(d.ctx[name][rows] for name in rule.reads if name in d.ctx)]
+        keys = []
+        if len(rows) > 1:  # one row: nothing to group
+            held = [h[rows] for h in d.reasons[rule.id]]
+            keys = [*held, *(d.ctx[name][rows] for name in rule.reads if name in d.ctx)]
         codes[rows] = texts.word(rows, keys, _reason_of(d, rule))
     # Otherwise the rule that forced the change, set the answer, or shaped it most.
     chosen = np.zeros(n, dtype=np.int64)
@@ -115,8 +118,7 @@ def _reasons(d: Decisions, texts: Texts, simulated: bool) -> np.ndarray:
         take = has & ~found
         chosen, found = np.where(take, rule, chosen), found | take
     found &= ~d.referred
-    why = np.array([texts.add(rule.why) if rule.why else 0 for rule in book.rules])
-    codes = np.where(found, why[chosen], codes)
+    _word_rules(codes, found, chosen, [rule.why for rule in book.rules], texts)
     rest = ~found & ~d.referred
     if rest.any():
         if d.probs is None:
@@ -125,6 +127,20 @@ def _reasons(d: Decisions, texts: Texts, simulated: bool) -> np.ndarray:
             estimate = MODEL_SIMULATED if simulated else MODEL_ESTIMATE
         codes[rest] = texts.add(estimate)
     return codes
+
+
+def _word_rules(
+    codes: np.ndarray,
+    where: np.ndarray,
+    rule: np.ndarray,
+    sentences: list[str | None],
+    texts: Texts,
+) -> None:
+    """Where marked, a row's code becomes its chosen rule's sentence (one per rule, or None)."""
+    for j in set(rule[where].tolist()):
+        sentence = sentences[j]
+        if sentence:
+            codes[where & (rule == j)] = texts.add(sentence)
 
 
 def _reason_of(d: Decisions, rule: Rule) -> Callable[[int], str]:
@@ -144,16 +160,11 @@ def _closings(d: Decisions, texts: Texts) -> np.ndarray:
     codes = np.zeros(n, dtype=np.int64)
     see = d.advice & book.clinician
     rule, has = _first(see, np.arange(len(book.rules))[:, None])
-    if has.any():
-        sentence = np.array([texts.add(r.see_clinician) if r.see_clinician else 0
-                             for r in book.rules])  # fmt: skip
-        codes = np.where(has, sentence[rule], codes)
+    _word_rules(codes, has, rule, [r.see_clinician for r in book.rules], texts)
     open_ = ~has & ~d.referred
     rule, firm = _first(d.fired & ~d.overruled & book.firms_up, np.arange(len(book.rules))[:, None])
     firm &= open_
-    if firm.any():
-        sentence = np.array([texts.add(r.firms_up) if r.firms_up else 0 for r in book.rules])
-        codes = np.where(firm, sentence[rule], codes)
+    _word_rules(codes, firm, rule, [r.firms_up for r in book.rules], texts)
     retest = np.flatnonzero(open_ & ~firm & (d.confidence < LOW_CONFIDENCE_BELOW))
     if len(retest):
         weeks = d.pace_weeks

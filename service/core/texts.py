@@ -144,7 +144,8 @@ def messages(d: Decisions, texts: Texts, wanted: np.ndarray | None = None) -> np
     for j in np.flatnonzero(wanted.any(axis=1)).tolist():
         rule = d.book.rules[j]
         rows = wanted[j].nonzero()[0]
-        codes[j, rows] = texts.word(rows, _inputs(d, rule, rows), _wording(d, rule))
+        keys = _inputs(d, rule, rows) if len(rows) > 1 else []  # one row: nothing to group
+        codes[j, rows] = texts.word(rows, keys, _wording(d, rule))
     return codes
 
 
