@@ -26,9 +26,10 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-# Train the first model from the simulated cohort when no champion is registered.
+# Train a model from the simulated cohort when no champion is registered, or when this code
+# cannot serve it (say, one trained on the inputs of an earlier version).
 model: install
-	@$(BIN)/heeldrop models show champion >/dev/null 2>&1 || { \
+	@$(BIN)/heeldrop models check champion || { \
 		$(BIN)/heeldrop cohort --rows $(COHORT_ROWS) --seed 1 -o data/cohort.csv && \
 		$(BIN)/heeldrop retrain --data data/cohort.csv --promote force; }
 

@@ -12,7 +12,7 @@
 #   scripts/bench_api.sh [--duration SECONDS] [--rounds N] [--connections N] [--workers N]
 #
 # Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
-# Serves the champion of HEELDROP_MODELS_DIR (default models/); if none is registered, trains one
+# Serves the champion of HEELDROP_MODELS_DIR (default models/); if none it can serve, trains one
 # on a simulated cohort into a temporary folder. Uses a temporary database, API key, port and
 # metrics folder, and stops its server on exit. Nothing outside the temporary folder is changed.
 set -euo pipefail
@@ -59,8 +59,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 export HEELDROP_MODELS_DIR="${HEELDROP_MODELS_DIR:-models}"
-if ! heeldrop models show champion >/dev/null 2>&1; then
-    echo "no champion in $HEELDROP_MODELS_DIR: training one into $WORK/models (a few minutes)" >&2
+if ! heeldrop models check champion >/dev/null 2>&1; then
+    echo "no champion this code can serve in $HEELDROP_MODELS_DIR: training one into $WORK/models (a few minutes)" >&2
     export HEELDROP_MODELS_DIR="$WORK/models"
     heeldrop cohort --rows 20000 --seed 1 -o "$WORK/cohort.csv"
     heeldrop retrain --data "$WORK/cohort.csv" --promote force >/dev/null

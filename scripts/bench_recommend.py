@@ -25,6 +25,7 @@ from marshmallow import Schema
 from service.config import Config
 from service.core.columns import from_requests
 from service.core.combine import decide
+from service.core.errors import ModelRefused
 from service.core.explain import render
 from service.core.features import features
 from service.core.recommend import Recommender
@@ -76,7 +77,10 @@ def ms(samples: list[float], q: float = 0.5) -> float:
 
 def champion(config: Config) -> Any:
     registry = Registry(config.models_dir)
-    model = registry.load_champion()
+    try:
+        model = registry.load_champion()
+    except ModelRefused:  # one this code cannot serve (trained on other inputs): train anew
+        model = None
     if model is None:
         tmp = Path(tempfile.mkdtemp())
         write_cohort(tmp / "cohort.csv", 20_000, seed=1)

@@ -130,6 +130,18 @@ def cmd_models(args: argparse.Namespace, config: Config) -> int:
             return 1
         print(json.dumps(registry.metadata(shown), indent=2))
         return EXIT_OK
+    if args.action == "check":  # what serving would do with it: every check of loading
+        checked = champion if args.version in (None, "champion") else args.version
+        if not checked:
+            print("heeldrop: no champion is registered", file=sys.stderr)
+            return 1
+        try:
+            registry.load(checked)
+        except ModelRefused as exc:
+            print(f"heeldrop: {exc}", file=sys.stderr)
+            return 1
+        print(f"{checked} can be served", file=sys.stderr)
+        return EXIT_OK
     if args.action == "promote":
         registry.promote(args.version)
         print(f"champion is now {args.version}", file=sys.stderr)
@@ -197,7 +209,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ret.set_defaults(func=cmd_retrain)
     mod = sub.add_parser("models", help="the model registry")
-    mod.add_argument("action", choices=("list", "show", "promote", "rollback"))
+    mod.add_argument("action", choices=("list", "show", "check", "promote", "rollback"))
     mod.add_argument("version", nargs="?")
     mod.set_defaults(func=cmd_models)
     srv = sub.add_parser("serve", help="serve the HTTP API under gunicorn")

@@ -257,3 +257,31 @@ def test_the_installed_command_answers_from_standard_input(registry):
     assert response["degraded"] is False
     assert response["explanation"]["model"]["version"] == registry.champion()
     assert RecommendationResponseSchema().validate(response) == {}
+
+
+def test_models_check_passes_a_servable_champion(registry_copy, capsys):
+    _, champion, _ = registry_copy
+    code, _, err = run(capsys, "models", "check", "champion")
+    assert code == 0 and f"{champion} can be served" in err
+
+
+def test_models_check_fails_with_the_reason_for_a_champion_serving_would_refuse(
+    registry_copy, capsys
+):
+    """A champion trained on another version's inputs: `make run` retrains rather than serve
+    the rules alone."""
+    root, champion, _ = registry_copy
+    meta = json.loads((root / champion / "metadata.json").read_text())
+    (root / champion / "metadata.json").write_text(json.dumps({**meta, "features": ["x"]}))
+    code, _, err = run(capsys, "models", "check")
+    assert code == 1 and "trained on other features" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("version", [None, "19990101T000000000000Z"])
+def test_models_check_fails_without_a_traceback_when_there_is_nothing_to_load(
+    tmp_path, capsys, monkeypatch, registry_copy, version
+):
+    if version is None:
+        monkeypatch.setenv("HEELDROP_MODELS_DIR", str(tmp_path / "empty"))
+    code, _, err = run(capsys, "models", "check", *([version] if version else []))
+    assert code == 1 and err.startswith("heeldrop: ") and "Traceback" not in err
