@@ -442,12 +442,8 @@ def test_reload_and_hup_under_load_lose_no_request(fresh_live):
 def test_a_tampered_champion_is_refused_and_the_old_model_serves_on(fresh_live):
     server = fresh_live
     reg = server.registry
-    v1 = reg.champion()
-    assert v1
     workers = server.workers()
-    v2 = add_version(reg, v1)
-    reg.promote(v2)
-    tamper(reg, v2)
+    v1, _ = promote_a_tampered_copy(reg)
     r = requests.post(f"{server.url}/admin/reload", headers=server.admin, timeout=TIMEOUT)
     assert r.status_code == 409, r.text
     assert r.json()["code"] == 409 and "sha256" in r.json()["message"]
@@ -471,12 +467,8 @@ def test_workers_that_can_load_no_model_boot_degraded_and_the_server_stays_up(fr
     (gunicorn halts when a worker fails to boot)."""
     server = fresh_live
     reg = server.registry
-    v1 = reg.champion()
-    assert v1
     workers = server.workers()
-    v2 = add_version(reg, v1)
-    reg.promote(v2)
-    tamper(reg, v2)
+    v1, _ = promote_a_tampered_copy(reg)
     tamper(reg, v1)
     os.kill(server.proc.pid, signal.SIGHUP)
     deadline = time.monotonic() + BOOT_SECONDS
@@ -492,6 +484,17 @@ def test_workers_that_can_load_no_model_boot_degraded_and_the_server_stays_up(fr
     r = server.recommend()
     assert r.status_code == 200 and r.json()["degraded"] is True
     assert "X-Model-Version" not in r.headers
+
+
+def promote_a_tampered_copy(registry: Registry) -> tuple[str, str]:
+    """Register a copy of the champion, promote it, then damage its model file: the champion
+    before and the new, unloadable one."""
+    before = registry.champion()
+    assert before
+    after = add_version(registry, before)
+    registry.promote(after)
+    tamper(registry, after)
+    return before, after
 
 
 def tamper(registry: Registry, version: str) -> None:

@@ -6,12 +6,13 @@ import re
 import numpy as np
 import pytest
 
+from service.core.columns import nest
 from service.core.combine import LOWER
 from service.core.errors import InvalidInput
 from service.core.explain import render
 from service.core.schema import load_request
 from service.core.validate import check_frame
-from service.training.cohort import simulate
+from service.training.cohort import requests_table, simulate
 from tests.core.test_combine import (
     RUNNER,
     advice_ids,
@@ -195,8 +196,7 @@ def test_the_summary_says_see_a_clinician_only_with_a_referral(engine):
 
 
 def test_summaries_on_the_cohort_are_short_plain_and_name_no_rule(engine):
-    frame = simulate(400, seed=4).drop(columns=["outcome_band", "outcome_drop_mm"])
-    requests = [load_request(row) for row in _requests(frame)]
+    requests = [load_request(nest(row)) for row in requests_table(400, seed=4).to_pylist()]
     words = []
     for out in engine.explain(requests):
         text = summary(out)
@@ -206,23 +206,6 @@ def test_summaries_on_the_cohort_are_short_plain_and_name_no_rule(engine):
         assert "Set aside" not in text
     assert max(words) <= 60
     assert float(np.median(words)) <= 33  # version 1's median
-
-
-def _requests(frame) -> list[dict]:
-    """The cohort's rows as nested requests (dotted columns become groups)."""
-    out = []
-    for row in frame.to_dict("records"):
-        request: dict = {}
-        for key, value in row.items():
-            if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
-                continue
-            *groups, name = key.split(".")
-            node = request
-            for group in groups:
-                node = node.setdefault(group, {})
-            node[name] = value
-        out.append(request)
-    return out
 
 
 def test_the_stiffer_side_is_named_when_the_sides_differ(engine):
