@@ -1,4 +1,4 @@
-"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys."""
+"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys, log."""
 
 import argparse
 import json
@@ -171,18 +171,47 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> int:
         if not args.name:
             print("heeldrop keys create: --name is required", file=sys.stderr)
             return EXIT_BAD_INPUT
-        token = keys.create(engine, args.name, admin=args.admin)
+        tenant = args.tenant or args.name
+        token = keys.create(engine, args.name, admin=args.admin, tenant=tenant)
         print(token)
-        print(f"created {'admin' if args.admin else 'shop'} key {args.name!r}; it is shown "
-              "only now, store it safely", file=sys.stderr)  # fmt: skip
+        print(f"created {'admin' if args.admin else 'shop'} key {args.name!r} of tenant "
+              f"{tenant!r}; it is shown only now, store it safely", file=sys.stderr)  # fmt: skip
     elif args.action == "list":
         for key in keys.listing(engine):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             scope = "admin" if key.admin else "shop"
-            print(f"{key.name}\t{scope}\t{state}\tcreated {key.created_at:%Y-%m-%d}")
+            print(f"{key.name}\ttenant {key.tenant}\t{scope}\t{state}\t"
+                  f"created {key.created_at:%Y-%m-%d}")  # fmt: skip
     else:
         keys.revoke(engine, args.name)
         print(f"revoked {args.name!r}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_log(args: argparse.Namespace, config: Config) -> int:
+    from service.db import engine_for, log, upgrade
+
+    upgrade(config.database_url)
+    engine = engine_for(config.database_url)
+    if args.action == "prune":
+        if args.request_id:
+            print("heeldrop log prune: takes no request id", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        days = config.log_retention_days
+        recs, outcomes = log.prune(engine, days)
+        print(f"pruned {recs} recommendations logged over {days} days ago and their "
+              f"{outcomes} outcomes", file=sys.stderr)  # fmt: skip
+        return EXIT_OK
+    if not args.request_id:
+        print("heeldrop log forget: give the REQUEST_ID to erase", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    recs, outcomes = log.forget(engine, args.request_id)
+    if not recs:
+        print(f"heeldrop log forget: no logged recommendation {args.request_id!r}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    print(f"erased recommendation {args.request_id!r} and its {outcomes} outcomes",
+          file=sys.stderr)  # fmt: skip
     return EXIT_OK
 
 
@@ -222,7 +251,17 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("name", nargs="?", help="the key's name (revoke)")
     key.add_argument("--name", dest="name", help="the key's name (create)")
     key.add_argument("--admin", action="store_true", help="may also call /admin/*")
+    key.add_argument("--tenant", help="the shop or app it acts for (create; default its name)")
     key.set_defaults(func=cmd_keys)
+    log = sub.add_parser(
+        "log", help="the recommendation log: prune by age, forget one request",
+        description="prune: delete recommendations (and their outcomes) logged more than "
+        "HEELDROP_LOG_RETENTION_DAYS ago (default 730), for a daily cron job. forget "
+        "REQUEST_ID: erase one recommendation and its outcomes (a person's erasure request).",
+    )  # fmt: skip
+    log.add_argument("action", choices=("prune", "forget"))
+    log.add_argument("request_id", nargs="?", help="the answer's request_id (forget)")
+    log.set_defaults(func=cmd_log)
     from service.batch import score as batch  # the batch door registers its own `score` subcommand
 
     batch.register(sub)

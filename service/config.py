@@ -32,6 +32,9 @@ class Config:
     max_batch_body_bytes: int = field(
         default_factory=lambda: int(_env("HEELDROP_MAX_BATCH_BODY_BYTES", str(8 * 1024 * 1024)))
     )
+    log_retention_days: int = field(
+        default_factory=lambda: int(_env("HEELDROP_LOG_RETENTION_DAYS", "730"))
+    )
     key_cache_seconds: float = field(
         default_factory=lambda: float(_env("HEELDROP_KEY_CACHE_SECONDS", "5"))
     )

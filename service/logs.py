@@ -10,8 +10,8 @@ import orjson
 # Only these attributes of a record are written; anything else passed in `extra` is dropped,
 # so a careless call cannot leak a request body into the logs.
 FIELDS = (
-    "event", "request_id", "method", "route", "status", "latency_ms", "model_version",
-    "key", "items", "reason",
+    "event", "request_id", "answer_id", "method", "route", "status", "latency_ms",
+    "model_version", "key", "items", "reason",
 )  # fmt: skip
 
 

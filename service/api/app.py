@@ -6,7 +6,17 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from service.api import admin, docs, errors, health, hooks, model_info, recommendations, rules
+from service.api import (
+    admin,
+    docs,
+    errors,
+    health,
+    hooks,
+    model_info,
+    outcomes,
+    recommendations,
+    rules,
+)
 from service.api.jsonprovider import JsonProvider
 from service.api.limits import init_limits
 from service.api.openapi import ErrorResponses, document_public_routes
@@ -14,6 +24,7 @@ from service.api.serving import Serving
 from service.config import Config
 from service.db import engine_for, upgrade
 from service.db.keys import KeyStore
+from service.db.log import RecommendationLog
 from service.logs import configure as configure_logs
 from service.registry import Registry
 
@@ -47,11 +58,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     serving = Serving(Registry(config.models_dir))
     serving.start()
     app.extensions["heeldrop"] = serving
-    app.extensions["heeldrop.keys"] = KeyStore(
-        engine_for(config.database_url), config.key_cache_seconds
-    )
+    engine = engine_for(config.database_url)
+    app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
+    app.extensions["heeldrop.log"] = RecommendationLog(engine, serving.rules_version)
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
-    for module in (recommendations, rules, model_info, admin):
+    for module in (recommendations, outcomes, rules, model_info, admin):
         api.register_blueprint(module.blp)
     for module in (health, docs):
         app.register_blueprint(module.blp)

@@ -10,6 +10,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from service.core.errors import error_body
 from service.core.schema import flatten_errors
+from service.db.log import Unavailable
 
 log = logging.getLogger("heeldrop")
 
@@ -22,8 +23,12 @@ def error(code: int, message: str, errors: dict[str, Any] | None = None) -> Resp
     return response
 
 
+RETRY_SECONDS = "5"  # how long a caller should wait after the database failed
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Unavailable, _database_unavailable)
     app.register_error_handler(Exception, _unexpected)
     app.log_exception = lambda exc_info: None  # type: ignore[method-assign]  # see _unexpected
 
@@ -43,6 +48,20 @@ def _http_error(exc: HTTPException) -> Response:
             response.headers[name] = value
     for name, value in (data.get("headers") or {}).items():
         response.headers[name] = value
+    return response
+
+
+def _database_unavailable(exc: Unavailable) -> Response:
+    """The database failed: nothing was stored, so nothing is answered. Logged by the error's
+    type only: a database error's text can hold the values it was writing."""
+    log.warning(
+        "database unavailable",
+        extra={"event": "database_unavailable", "request_id": g.get("request_id"),
+               "reason": str(exc)},
+    )  # fmt: skip
+    response = error(503, "the database is unavailable, so nothing was answered or stored; "
+                          "try again shortly")  # fmt: skip
+    g.retry_after = response.headers["Retry-After"] = RETRY_SECONDS
     return response
 
 

@@ -27,8 +27,11 @@ def register(app: Flask) -> None:
 
 def before() -> Response | None:
     g.start = time.perf_counter()
+    # The caller's X-Request-ID (echoed) correlates the exchange; an answer's own id is always
+    # issued here, unique, so no caller's choice can collide with another answer in the log.
+    g.answer_id = secrets.token_hex(16)
     given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(16)
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else g.answer_id
     if request.endpoint is None or request.endpoint in PUBLIC:
         return None
     token = request.headers.get("Authorization", "")
@@ -39,7 +42,7 @@ def before() -> Response | None:
         response = error(401, "a valid 'Authorization: Bearer <key>' header is required")
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected
         return response
-    g.caller_key = caller.key_id
+    g.caller_key, g.tenant = caller.key_id, caller.tenant
     path = request.path
     if path.startswith(ADMIN_ROUTES) and not caller.admin:
         return error(403, "this route needs an admin key")
@@ -78,6 +81,7 @@ def after(response: Response) -> Response:
             "event": "request", "request_id": request_id, "method": request.method,
             "route": route, "status": status, "latency_ms": round(elapsed * 1000, 3),
             "model_version": version, "key": g.get("caller_key"), "items": g.get("items"),
+            "answer_id": g.get("answer_id") if g.get("logged") else None,
         },
     )  # fmt: skip
     return response

@@ -7,16 +7,15 @@ exempt. Counters live in memory, per worker process, by default; a `redis://` UR
 be reached each worker counts in memory until it can again (Flask-Limiter's in-memory fallback).
 
 A refusal is 429 with Retry-After. The X-RateLimit-* headers go on every answer of a limited
-route; Retry-After only on a refusal (429, or 503): it means "wait this long" (RFC 9110), which
-a 200 does not.
+route; Retry-After only on a refusal: it means "wait this long" (RFC 9110), which a 200 does not.
+On a 429 it is the limiter's; on another refusal (503: the database failed) the one its handler
+set in `g.retry_after`, never the rate limit's window, which says nothing about that wait.
 """
 
 from collections.abc import Collection
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
-
-REFUSALS = (429, 503)
 
 
 def init_limits(app: Flask, rate_limit: str, storage_url: str, public: Collection[str]) -> Limiter:
@@ -41,6 +40,11 @@ def _caller() -> str:
 
 
 def _retry_after_only_with_a_refusal(response: Response) -> Response:
-    if response.status_code not in REFUSALS:
+    if response.status_code == 429:
+        return response
+    wait = g.get("retry_after")
+    if wait:
+        response.headers["Retry-After"] = wait
+    else:
         response.headers.pop("Retry-After", None)
     return response

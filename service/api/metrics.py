@@ -29,6 +29,7 @@ LATENCY = Histogram(
 BANDS = Counter("heeldrop_recommended_bands_total", "Recommended bands", ["band"])
 RULES = Counter("heeldrop_rule_firings_total", "Rule firings (not overruled)", ["rule"])
 REFERRALS = Counter("heeldrop_referrals_total", "Referrals to a clinician", ["urgency"])
+OUTCOMES = Counter("heeldrop_outcomes_total", "Outcomes reported and stored", ["outcome"])
 MODEL = Gauge(
     "heeldrop_model_info",
     "The serving model version (1 = loaded)",
@@ -82,6 +83,11 @@ def count_answers(responses: Iterable[Mapping[str, Any]]) -> None:
             tally[key] = tally.get(key, 0) + 1
     for (metric, label), n in tally.items():
         _child(metric, label).inc(n)
+
+
+def count_outcome(outcome: str) -> None:
+    """One stored outcome (better, same or worse)."""
+    _child(OUTCOMES, outcome).inc()
 
 
 def show_model(version: str) -> None:

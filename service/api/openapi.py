@@ -22,6 +22,8 @@ PUBLIC_ROUTES = {
 KEYED = (401, 429)  # every route behind a key: no valid key; over its rate limit
 JSON_BODY = (400, 413, 415)  # a POST with a body: malformed JSON; too large; not JSON
 ADMIN = (403,)  # a shop key on an admin route
+STORED = ("/v1/recommendations", "/v1/outcomes")  # answers written to the database first
+DATABASE = (503,)  # ... which can fail
 
 
 class ErrorResponses(BasePlugin):
@@ -40,6 +42,8 @@ class ErrorResponses(BasePlugin):
                 codes += JSON_BODY
             if path.startswith(ADMIN_ROUTES):
                 codes += ADMIN
+            if method == "post" and path.startswith(STORED):
+                codes += DATABASE
             responses = operation.setdefault("responses", {})
             for code in codes:
                 responses.setdefault(code, HTTPStatus(code).name)

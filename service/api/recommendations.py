@@ -48,9 +48,13 @@ batch_request_schema = BatchRequestSchema()  # instances: webargs would rebuild 
 
 
 def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
+    """Answer validated requests and log the answers before they go out: an answer the log
+    did not take is not given (503), since its outcome could never be used."""
     recommender = current_app.extensions["heeldrop"].recommender
     g.model_version = recommender.model.version if recommender.model else None
     responses = recommender.explain(requests, ids)
+    current_app.extensions["heeldrop.log"].write(g.tenant, requests, responses)
+    g.logged = True
     count_answers(responses)
     return responses
 
@@ -63,7 +67,7 @@ class Recommendations(MethodView):
     @blp.response(200, RecommendationResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend a heel-drop range for one person, with its reasoning"""
-        return current_app.json.response(_answer([data], [g.request_id])[0])
+        return current_app.json.response(_answer([data], [g.answer_id])[0])
 
 
 @blp.route("/batch")
@@ -79,7 +83,7 @@ class RecommendationsBatch(MethodView):
         for index, item in enumerate(data["items"]):
             try:
                 valid.append((index, load_request(item)))
-                ids.append(f"{g.request_id}-{index}")
+                ids.append(f"{g.answer_id}-{index}")
             except InvalidInput as exc:
                 error = {"code": 422, "status": "Unprocessable Entity", "message": str(exc),
                          "errors": exc.errors}  # fmt: skip

@@ -3,9 +3,12 @@
 from marshmallow import Schema, fields, validate
 
 from service.core.combine import DIRECTIONS
-from service.core.fields import BANDS
+from service.core.fields import BANDS, SEVERITIES
+from service.core.schema import StrictNumber
 
 MAX_ITEMS = 1000  # a batch's items, at most
+OUTCOMES = ("better", "same", "worse")
+SYMPTOMS_AFTER = SEVERITIES[:7]  # the pains and swelling a follow-up asks about again
 
 
 class DropRangeSchema(Schema):
@@ -118,3 +121,37 @@ class CatalogueRuleSchema(Schema):
 class CatalogueSchema(Schema):
     version = fields.String(required=True)
     rules = fields.List(fields.Nested(CatalogueRuleSchema), required=True)
+
+
+def _severity() -> fields.Field:
+    return StrictNumber(whole=True, validate=validate.Range(0, 10), metadata={"type": "integer"})
+
+
+SymptomsAfterSchema = Schema.from_dict(
+    {name: _severity() for name in SYMPTOMS_AFTER}, name="SymptomsAfterSchema"
+)
+
+
+class OutcomeSchema(Schema):
+    """What happened after a recommendation: how long the person wore which drop, and how they
+    are now. Numbers only, no free text."""
+
+    request_id = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Za-z0-9._-]{1,80}$"),
+        metadata={"description": "the request_id of the recommendation's answer"},
+    )  # fmt: skip
+    weeks_worn = StrictNumber(
+        whole=True, required=True, validate=validate.Range(0, 104), metadata={"type": "integer"}
+    )
+    drop_mm_worn = StrictNumber(
+        required=True, validate=validate.Range(0, 30),
+        metadata={"description": "the effective drop worn: the shoe's drop plus any insert"},
+    )  # fmt: skip
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    symptoms_after = fields.Nested(SymptomsAfterSchema)
+
+
+class OutcomeReceiptSchema(Schema):
+    outcome_id = fields.String(required=True)
+    request_id = fields.String(required=True)
+    received_at = fields.DateTime(required=True)

@@ -1,47 +1,65 @@
-"""The SQL database: API keys today (the recommendation log later), migrated with Alembic."""
+"""The SQL database: API keys and their tenants, the recommendation log and outcomes, migrated
+with Alembic. SQLite by default (one file, write-ahead log); PostgreSQL through the same URL."""
 
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Boolean, DateTime, Engine, String, create_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import Engine, create_engine, event
 
+from service.db.tables import ApiKey, Base, Outcome, Recommendation
 
-class Base(DeclarativeBase):
-    pass
-
-
-class ApiKey(Base):
-    """A caller's key: only its SHA-256 is stored; the token is shown once at creation."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
-    admin: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+__all__ = [
+    "ApiKey", "Base", "Outcome", "Recommendation", "alembic_config", "engine_for", "now", "upgrade",
+]  # fmt: skip
+BUSY_SECONDS = 10  # how long a SQLite writer waits for another's lock before failing
 
 
 def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def engine_for(url: str) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created first."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url, pool_pre_ping=True)
+    """An engine for `url`; a SQLite file's folder is created first.
+
+    SQLite runs in write-ahead-log mode: readers never block the writer, and a writer waits up
+    to BUSY_SECONDS for another. Its `synchronous=NORMAL` keeps every committed row through a
+    killed process (the log's promise); only a power cut can lose the last commits, where
+    PostgreSQL (which syncs every commit) is the database to use.
+    """
+    if url.startswith("sqlite:"):
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, json_serializer=_json, connect_args={"timeout": BUSY_SECONDS})
+        event.listen(engine, "connect", _sqlite_settings)
+        return engine
+    return create_engine(url, pool_pre_ping=True, json_serializer=_json)
+
+
+def _sqlite_settings(connection: Any, _: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """Alembic's configuration for the database at `url`."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("service.db") / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
 
 
 def upgrade(url: str) -> None:
     """Bring the database at `url` to the newest schema."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(resources.files("service.db") / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    engine_for(url).dispose()
-    command.upgrade(cfg, "head")
+    engine_for(url).dispose()  # creates a SQLite file's folder
+    command.upgrade(alembic_config(url), "head")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service.core.errors import HeeldropError
 from service.db import ApiKey, now
+from service.db.tables import NAME
 
 PREFIX = "hd_"
 
@@ -22,25 +23,30 @@ class KeyProblem(HeeldropError):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the key's id hash (safe to log) and its scope."""
+    """Who is calling: the key's id hash (safe to log), its tenant and its scope."""
 
     key_id: str
     name: str
     admin: bool
+    tenant: str
 
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(engine: Engine, name: str, admin: bool = False) -> str:
-    """Store a new key's hash and return the token, which is never stored."""
-    if not 0 < len(name) <= 64:  # the column's size; PostgreSQL would refuse it with a DataError
-        raise KeyProblem("a key's name is 1 to 64 characters")
+def create(engine: Engine, name: str, admin: bool = False, tenant: str | None = None) -> str:
+    """Store a new key's hash and return the token, which is never stored. The key acts for
+    `tenant` (by default a tenant of its own name)."""
+    tenant = name if tenant is None else tenant
+    for what, value in (("name", name), ("tenant", tenant)):
+        if not 0 < len(value) <= NAME:  # the column's size: PostgreSQL would refuse it
+            raise KeyProblem(f"a key's {what} is 1 to {NAME} characters")
     token = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(name=name, tenant=tenant, key_hash=digest(token), admin=admin, created_at=now())
     try:
         with Session(engine) as session, session.begin():
-            session.add(ApiKey(name=name, key_hash=digest(token), admin=admin, created_at=now()))
+            session.add(key)
     except IntegrityError:
         raise KeyProblem(f"a key named {name!r} exists") from None
     return token
@@ -72,7 +78,10 @@ class KeyStore:
         with Session(self.engine) as session:
             rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))
             self._cache = {
-                k.key_hash[:16]: (k.key_hash, Caller(digest(k.key_hash)[:12], k.name, k.admin))
+                k.key_hash[:16]: (
+                    k.key_hash,
+                    Caller(digest(k.key_hash)[:12], k.name, k.admin, k.tenant),
+                )
                 for k in rows
             }
         self._loaded = time.monotonic()

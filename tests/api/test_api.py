@@ -154,9 +154,14 @@ def test_the_client_ref_is_echoed_and_null_when_absent(client, shop):
     assert post(client, shop, ONE).json["client_ref"] is None
 
 
-def test_a_given_request_id_is_echoed_in_the_body_and_header(client, shop):
-    r = post(client, {**shop, "X-Request-ID": "trace-1.a_B"}, ONE)
-    assert r.json["request_id"] == "trace-1.a_B" == r.headers["X-Request-ID"]
+def test_a_given_request_id_is_echoed_and_the_answer_gets_an_id_of_its_own(client, shop):
+    """The caller's X-Request-ID correlates; the answer's id (what outcomes quote) is issued by
+    the service, so two answers never share one, whatever callers send."""
+    first = post(client, {**shop, "X-Request-ID": "trace-1.a_B"}, ONE)
+    again = post(client, {**shop, "X-Request-ID": "trace-1.a_B"}, ONE)
+    assert first.headers["X-Request-ID"] == "trace-1.a_B" == again.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first.json["request_id"])
+    assert first.json["request_id"] != again.json["request_id"]
 
 
 def test_a_request_id_is_generated_when_none_is_given(client, shop):
@@ -171,7 +176,7 @@ def test_an_invalid_request_id_is_replaced(client, shop, given):
     r = post(client, {**shop, "X-Request-ID": given}, ONE)
     assert r.status_code == 200
     assert r.headers["X-Request-ID"] != given
-    assert r.json["request_id"] == r.headers["X-Request-ID"]
+    assert r.json["request_id"] == r.headers["X-Request-ID"]  # none given: one id for both
     assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", r.headers["X-Request-ID"])
 
 

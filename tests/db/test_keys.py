@@ -1,52 +1,13 @@
 """Keys and migrations on SQLite and, when HEELDROP_TEST_POSTGRES_URL is set, on PostgreSQL."""
 
 import hashlib
-import os
-import uuid
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from service.db import ApiKey, Base, engine_for, keys, upgrade
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database on the server of HEELDROP_TEST_POSTGRES_URL, dropped afterwards.
-
-    Unset skips; set but unreachable fails (a fixture error, never a skip).
-    """
-    url = os.environ.get("HEELDROP_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("HEELDROP_TEST_POSTGRES_URL is not set")
-    server = sa.make_url(url).set(database="postgres")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool,
-                             connect_args={"connect_timeout": 5})  # fmt: skip
-    name = f"heeldrop_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"HEELDROP_TEST_POSTGRES_URL is set but unusable: {exc}")
-    yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request, db_url):
-    return db_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
-@pytest.fixture
-def engine(url):
-    upgrade(url)
-    engine = engine_for(url)
-    yield engine
-    engine.dispose()
+from service.db import ApiKey, Base, keys, upgrade
 
 
 def test_a_created_key_is_a_url_safe_token_stored_as_its_sha256(engine):

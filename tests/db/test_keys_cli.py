@@ -101,3 +101,18 @@ def test_the_console_command_exits_2_on_an_unknown_name(db_url):
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2
     assert "ghost" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_key_acts_for_its_tenant_named_or_by_default_its_own_name(heeldrop, db_url):
+    till = heeldrop("keys", "create", "--name", "till-1", "--tenant", "corner-shop")[1].strip()
+    solo = heeldrop("keys", "create", "--name", "app-x")[1].strip()
+    store = keys.KeyStore(engine_for(db_url), 0)
+    assert store.verify(till).tenant == "corner-shop"
+    assert store.verify(solo).tenant == "app-x"
+    rows = {line.split("\t")[0]: line for line in heeldrop("keys", "list")[1].splitlines()}
+    assert "tenant corner-shop" in rows["till-1"] and "tenant app-x" in rows["app-x"]
+
+
+def test_a_tenant_name_that_does_not_fit_is_refused(heeldrop):
+    code, _, err = heeldrop("keys", "create", "--name", "till", "--tenant", "t" * 65)
+    assert code == 2 and "tenant" in err and "64" in err
