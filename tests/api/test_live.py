@@ -76,6 +76,7 @@ class LiveServer:
     shop: dict[str, str]
     admin: dict[str, str]
     _log: Any = field(repr=False, default=None)
+    db_url: str = ""
 
     @property
     def registry(self) -> Registry:
@@ -137,16 +138,22 @@ class LiveServer:
 
 
 def start_server(
-    tmp: Path, models_src: Path, env: dict[str, str] | None = None, workers: int = 2
+    tmp: Path,
+    models_src: Path,
+    env: dict[str, str] | None = None,
+    workers: int = 2,
+    db_url: str | None = None,
 ) -> LiveServer:
-    """Copy the models, make a database with a shop and an admin key, start `heeldrop serve`."""
+    """Copy the models, make a database (SQLite in `tmp` unless `db_url` is given) with a shop
+    and an admin key, start `heeldrop serve`."""
     tmp.mkdir(parents=True, exist_ok=True)
     models = tmp / "models"
     shutil.copytree(models_src, models, ignore=shutil.ignore_patterns(".lock", ".serving"))
-    db_url = f"sqlite:///{tmp}/heeldrop.db"
+    db_url = db_url or f"sqlite:///{tmp}/heeldrop.db"
     upgrade(db_url)
     engine = engine_for(db_url)
     shop, admin = keys.create(engine, "shop"), keys.create(engine, "admin", admin=True)
+    engine.dispose()
     metrics_dir = tmp / "prometheus"
     metrics_dir.mkdir()
     port = free_port()
@@ -171,7 +178,7 @@ def start_server(
     )
     server = LiveServer(
         f"http://{HOST}:{port}", proc, models, metrics_dir, log_path,
-        {"Authorization": f"Bearer {shop}"}, {"Authorization": f"Bearer {admin}"}, log,
+        {"Authorization": f"Bearer {shop}"}, {"Authorization": f"Bearer {admin}"}, log, db_url,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + BOOT_SECONDS
