@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,14 @@ def _parse(text: str) -> Any:
         raise InvalidInput(f"not valid JSON: {exc}", {"_json": [str(exc)]}) from None
 
 
+def _date(text: str) -> datetime:
+    """A YYYY-MM-DD argument, as the start of that day in UTC."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -78,11 +87,25 @@ def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
     from service.training.retrain import Gates, retrain
 
     registry = Registry(config.models_dir)
+    if not args.data and not args.from_db:
+        print("heeldrop retrain: give --data PATH (repeatable), --from-db, or both",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    if args.since and not args.from_db:
+        print("heeldrop retrain: --since applies to --from-db", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    log = None
+    if args.from_db:
+        from service.db import engine_for, upgrade
+
+        upgrade(config.database_url)
+        log = engine_for(config.database_url)
     try:
         gates = Gates(args.max_f1_drop, args.max_log_loss_rise)
         outcome = retrain(
-            args.data, args.promote, registry, config.cases_path, args.seed, args.origin, gates,
-            say=lambda step: print(f"retrain: {step}", file=sys.stderr, flush=True),
+            args.data or [], args.promote, registry, config.cases_path, args.seed, args.origin,
+            gates, say=lambda step: print(f"retrain: {step}", file=sys.stderr, flush=True),
+            log=log, since=args.since,
         )  # fmt: skip
     except InvalidInput as exc:
         print(f"heeldrop retrain: {exc}", file=sys.stderr)
@@ -94,12 +117,18 @@ def cmd_retrain(args: argparse.Namespace, config: Config) -> int:
     invalid = outcome.metadata["training_data"]["invalid_rows"]
     if invalid:
         print(f"left out {invalid} invalid rows (see metadata.json)", file=sys.stderr)
-    metrics = outcome.metadata["metrics"]
+    meta = outcome.metadata
+    metrics = meta["metrics"]
     print(
-        f"registered {outcome.version}: macro_f1={metrics['macro_f1']:.4f} "
-        f"log_loss={metrics['log_loss']:.4f}",
+        f"registered {outcome.version} (trained on {meta['trained_on']}): "
+        f"macro_f1={metrics['macro_f1']:.4f} log_loss={metrics['log_loss']:.4f}",
         file=sys.stderr,
     )
+    verdict = "promoted" if outcome.promoted else "held back"
+    print(f"{verdict}; the gates compared both models on {meta['gate']['rows']} and the "
+          "clinical cases:", file=sys.stderr)  # fmt: skip
+    for line in meta["gate"]["comparison"]:
+        print(f"  {line}", file=sys.stderr)
     for reason in outcome.reasons:
         print(
             f"  held back: {reason}" if not outcome.promoted else f"  note: {reason}",
@@ -228,7 +257,12 @@ def parser() -> argparse.ArgumentParser:
     coh.add_argument("-o", "--output", required=True, help="CSV to write")
     coh.set_defaults(func=cmd_cohort)
     ret = sub.add_parser("retrain", help="train, evaluate, register and promote a model")
-    ret.add_argument("--data", action="append", required=True, help="labelled CSV (repeatable)")
+    ret.add_argument("--data", action="append", help="labelled CSV (repeatable)")
+    ret.add_argument(
+        "--from-db", action="store_true",
+        help="learn from the recommendation log's outcomes (docs/outcomes.md), with any --data",
+    )  # fmt: skip
+    ret.add_argument("--since", type=_date, help="with --from-db: recommendations from DATE on")
     ret.add_argument("--promote", choices=("auto", "never", "force"), default="auto")
     ret.add_argument("--seed", type=int, default=0, help="for the split and the model (default 0)")
     ret.add_argument("--origin", default="simulated", help="where the labels came from")

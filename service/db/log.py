@@ -19,6 +19,8 @@ from service.db import Outcome, Recommendation, now
 
 # Fields a person may type freely (such as `client_ref`) are never stored.
 FREE_TEXT = frozenset(f.path for f in FIELDS if f.kind == "text")
+# Built once: a statement object is reused by every write (SQLAlchemy caches its compiled form).
+_LOG = insert(Recommendation)
 
 
 class Unavailable(HeeldropError):
@@ -81,7 +83,7 @@ class RecommendationLog:
         rows = [_row(tenant, at, versions, q, r) for q, r in zip(requests, responses, strict=True)]
         try:
             with self.engine.begin() as connection:
-                connection.execute(insert(Recommendation), rows)
+                connection.execute(_LOG, rows)
         except SQLAlchemyError as exc:
             raise Unavailable(type(exc).__name__) from None
 

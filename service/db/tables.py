@@ -58,7 +58,7 @@ class Recommendation(Base):
     __tablename__ = "recommendations"
 
     request_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
-    tenant: Mapped[str] = mapped_column(String(NAME), index=True)
+    tenant: Mapped[str] = mapped_column(String(NAME))  # read with its request id, the key
     created_at: Mapped[datetime] = mapped_column(index=True)
     rules_version: Mapped[str] = mapped_column(String(32))
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -16,6 +16,10 @@ from service.training.estimator import SERVABLE, calibrated, candidates, served
 
 CV_ROWS = 20_000  # family selection on a sample keeps retraining minutes, not hours
 TEST_SHARE = 0.2
+# Mixed with the simulated cohort, each real outcome counts as this many simulated people (so
+# real rows together weigh as much as the simulated ones), up to MAX_REPEAT each: a few dozen
+# outcomes steer the model without a handful of people deciding it.
+MAX_REPEAT = 50
 
 
 def _ece(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> float:
@@ -49,7 +53,9 @@ def evaluate(fast: Any, data: Labelled, idx: np.ndarray, rules: tuple[Rule, ...]
     drop = data.outcome_drop[idx]
     return {
         "rows": len(idx),
-        "macro_f1": float(f1_score(y, predicted, labels=list(BANDS), average="macro")),
+        "macro_f1": float(
+            f1_score(y, predicted, labels=list(BANDS), average="macro", zero_division=0)
+        ),
         "log_loss": float(-np.mean(np.log(np.clip(proba[onehot == 1], 1e-15, 1)))),
         "brier": float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
         "ece": _ece(y, proba),
@@ -63,6 +69,22 @@ def evaluate(fast: Any, data: Labelled, idx: np.ndarray, rules: tuple[Rule, ...]
     }
 
 
+def real_repeat(real: np.ndarray) -> int:
+    """How many times each real row is fitted, given which training rows are real."""
+    n_real = int(real.sum())
+    n_simulated = len(real) - n_real
+    if n_real == 0 or n_simulated == 0:
+        return 1
+    return int(np.clip(round(n_simulated / n_real), 1, MAX_REPEAT))
+
+
+def _strata(data: Labelled) -> np.ndarray:
+    """Split by band and by source (real or simulated) alike, where each has two rows or more."""
+    strata = np.char.add(data.y.astype(str), np.where(data.real, "/real", ""))
+    _, counts = np.unique(strata, return_counts=True)
+    return strata if counts.min() >= 2 else data.y
+
+
 def quiet(message: str) -> None:
     """No progress to report."""
 
@@ -73,7 +95,11 @@ def fit(
     """Select a family by CV log loss, fit it calibrated, and evaluate on a held-out split;
     `say` hears each step as it starts."""
     rows = np.arange(data.rows)
-    train, test = train_test_split(rows, test_size=TEST_SHARE, random_state=seed, stratify=data.y)
+    train, test = train_test_split(
+        rows, test_size=TEST_SHARE, random_state=seed, stratify=_strata(data)
+    )
+    repeat = real_repeat(data.real[train])
+    weighted = np.concatenate([train, np.repeat(train[data.real[train]], repeat - 1)])
     rng = np.random.default_rng(seed)
     sample = rng.choice(train, size=min(CV_ROWS, len(train)), replace=False)
     cv = {}
@@ -84,8 +110,10 @@ def fit(
         say(f"  {name}: log loss {cv[name]['log_loss']:.4f}")
     best = min(cv, key=lambda name: cv[name]["log_loss"])
     serving = min(SERVABLE, key=lambda name: cv[name]["log_loss"])
+    if repeat > 1:
+        say(f"each real outcome counts as {repeat} simulated people")
     say(f"fitting {serving} with temperature calibration on {len(train)} rows")
-    model = calibrated(serving, seed).fit(data.X[train], data.y[train])
+    model = calibrated(serving, seed).fit(data.X[weighted], data.y[weighted])
     say(f"evaluating on {len(test)} held-out rows, rules included")
     metrics = evaluate(served(model), data, test, rules)
     return model, {
@@ -94,5 +122,6 @@ def fit(
         "family": serving,
         "metrics": metrics,
         "split": {"train": len(train), "test": len(test), "seed": seed},
+        "real_row_weight": repeat,
         "test_rows": test,
     }

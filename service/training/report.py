@@ -13,8 +13,13 @@ from service.files import atomic_path, atomic_write_text
 SCALARS = ("macro_f1", "log_loss", "brier", "ece")
 RANGES = ("model_and_rules", "rules_only", "model_only")
 SIMULATED = (
-    "This model learned from a simulated cohort (DOMAIN.md §9), not from real outcomes; "
+    "This model learned from a simulated cohort (docs/cohort.md), not from real outcomes; "
     "its probabilities describe the simulator's assumptions, not people."
+)
+MIXED = (
+    "This model learned from real outcomes mixed with the simulated cohort (each real outcome "
+    "weighted as {weight} simulated people); where real outcomes are few, its probabilities "
+    "still mostly describe the simulator's assumptions."
 )
 CSS = (
     "body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222}"
@@ -154,13 +159,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _card(meta: dict) -> str:
-    """The model card: data origin, intended use and limits."""
+    """The model card: what the model learned from, intended use and limits."""
     data = meta.get("training_data") or {}
-    origin = str(data.get("origin", "unknown"))
-    lines = [f"<p class='warn'>{SIMULATED}</p>"] if origin == "simulated" else []
+    learned = str(meta.get("trained_on") or data.get("origin", "unknown"))
+    lines = [f"<p class='warn'>{SIMULATED}</p>"] if learned == "simulated" else []
+    if learned == "mixed":
+        lines.append(f"<p class='warn'>{MIXED.format(weight=meta.get('real_row_weight', 1))}</p>")
+    sources = ", ".join(f"{_e(k)}: {_e(v)}" for k, v in (data.get("sources") or {}).items())
+    unused = ", ".join(
+        f"{_e(k)}: {_e(v)}" for k, v in (data.get("outcomes_not_labelling") or {}).items()
+    )
     lines += [
-        f"<p>Training data: origin <b>{_e(origin)}</b>, {_e(data.get('rows', '?'))} rows, "
+        f"<p>Trained on <b>{_e(learned)}</b> data: {_e(data.get('rows', '?'))} rows"
+        f"{f' ({sources})' if sources else ''}, "
         f"digest <code>{_e(data.get('digest', '?'))}</code>.</p>",
+        *(
+            [
+                f"<p>Outcomes in the log that labelled nothing (the labelling rule, "
+                f"docs/outcomes.md): {unused}.</p>"
+            ]
+            if unused
+            else []
+        ),
         "<p><b>Intended use:</b> an aid for shops and fitting apps choosing a heel-drop band. "
         "It is not a diagnosis. Red flags are handled by the rules, not by this model.</p>",
         "<p><b>Limits:</b> probabilities are only as good as the training data and may be "
@@ -169,6 +189,18 @@ def _card(meta: dict) -> str:
     paths = ", ".join(f"<code>{_e(p)}</code>" for p in data.get("paths") or [])
     lines += [f"<p>Data files: {paths}</p>"] if paths else []
     return "<section class='card'><h2>Model card</h2>" + "".join(lines) + "</section>"
+
+
+def _verdict(meta: dict) -> str:
+    """What the gates compared, each metric's change and meaning, and why it was held back."""
+    gate = meta.get("gate") or {}
+    reasons = meta.get("gate_reasons") or []
+    said = "<b>held back</b>: " + "; ".join(map(_e, reasons)) if reasons else "<b>passed</b>"
+    lines = "".join(f"<li>{_e(line)}</li>" for line in gate.get("comparison") or [])
+    return (
+        f"<h2>Gates</h2><p>Both models on the same {_e(gate.get('rows', 'held-out rows'))}, "
+        f"and the clinical cases: {said}.</p><ul>{lines}</ul>"
+    )
 
 
 def write_report(
@@ -192,7 +224,9 @@ def write_report(
     if importances:
         _importance(folder, importances)
         plots.append("importance.png")
-    new, old = _flat(metadata), _flat(champion)
+    gate = metadata.get("gate") or {}
+    new = _flat({"metrics": gate.get("new") or metadata.get("metrics")})
+    old = _flat(champion)
     if champion is not None:
         names = (version, str(champion.get("version", "champion")))
         _comparison(folder, new, old, names)
@@ -213,7 +247,8 @@ def write_report(
         f"<p>Trained {_e(metadata.get('trained_at', '?'))}; family "
         f"<b>{_e(metadata.get('family', '?'))}</b>.</p>",
         _card(metadata),
-        "<h2>Metrics (held-out split)</h2>",
+        _verdict(metadata),
+        f"<h2>Metrics ({_e(gate.get('rows', 'held-out split'))})</h2>",
         _table(header, rows),
         "<p>“range” rows: share of held-out outcomes inside the recommended range.</p>",
         "<h2>Cross-validated families</h2>",

@@ -12,7 +12,7 @@ from service.training.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SIMULATED_PHRASE = (
-    "This model learned from a simulated cohort (DOMAIN.md §9), not from real outcomes; "
+    "This model learned from a simulated cohort (docs/cohort.md), not from real outcomes; "
     "its probabilities describe the simulator's assumptions, not people"
 )
 
@@ -74,7 +74,7 @@ def test_model_card_says_the_model_learned_from_simulation_when_origin_is_simula
 ):
     page = _html(write_report(tmp_path, _metadata(origin="simulated"), *held_out))
     assert SIMULATED_PHRASE in page
-    assert "DOMAIN.md §9" in page
+    assert "docs/cohort.md" in page
     assert "not a diagnosis" in page
 
 

@@ -42,7 +42,8 @@ def test_invalid_rows_are_reported_by_file_line_and_column(tmp_path, cohort_csv)
     with pytest.raises(InvalidInput) as exc:
         read_labelled([_csv(tmp_path / "some.csv", lines[0], rows)])
     assert exc.value.errors == {"some.csv:2": ["outcome_band: must be one of zero, low, "
-                                               "moderate, high, lift"]}  # fmt: skip
+                                               "moderate, high, lift, or give outcome_drop_mm "
+                                               "(0 to 30)"]}  # fmt: skip
 
 
 def test_a_few_invalid_rows_are_left_out_and_counted(tmp_path, cohort_csv):

@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table(
         "recommendations",
         sa.Column("request_id", sa.String(80), primary_key=True),
-        sa.Column("tenant", sa.String(64), nullable=False, index=True),
+        sa.Column("tenant", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
         sa.Column("rules_version", sa.String(32), nullable=False),
         sa.Column("model_version", sa.String(64), nullable=True),
