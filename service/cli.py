@@ -1,4 +1,4 @@
-"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys, log."""
+"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys, log, drift."""
 
 import argparse
 import json
@@ -244,6 +244,49 @@ def cmd_log(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_drift(args: argparse.Namespace, config: Config) -> int:
+    from service.db import engine_for, upgrade
+    from service.files import atomic_write_text
+    from service.registry import Registry
+    from service.training import drift
+
+    champion = Registry(config.models_dir).load_champion()
+    if champion is None:
+        print(f"heeldrop drift: no champion model in {config.models_dir}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    training = champion.metadata.get("training_profile")
+    if not training:
+        print(f"heeldrop drift: model {champion.version} has no training profile (it was "
+              "trained before drift was measured); retrain to get one",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
+    upgrade(config.database_url)
+    engine = engine_for(config.database_url)
+    found = drift.measure(engine, training, args.since, args.tenant)
+    engine.dispose()
+    if found.rows < drift.MIN_ROWS:
+        print(f"{found.rows} logged recommendations: too few to compare populations "
+              f"(at least {drift.MIN_ROWS})")  # fmt: skip
+    for path, psi in list(found.fields.items())[:10]:
+        print(f"{path}\tPSI {psi:.3f}{'  SHIFTED' if psi >= drift.STABILITY_LIMIT else ''}")
+    for week, counts in list(found.weeks.items())[-4:]:
+        total = sum(counts.values())
+        shares = ", ".join(f"{band} {n / total:.0%}" for band, n in counts.items() if n)
+        print(f"{week}\t{total} answers: {shares}")
+    for band, counts in found.outcomes.items():
+        total = sum(counts.values())
+        print(f"{band}\t{total} outcomes: " + ", ".join(
+            f"{name} {n / total:.0%}" for name, n in counts.items()))  # fmt: skip
+    if args.output:
+        atomic_write_text(args.output, drift.report(found, champion.version, args.since))
+        print(f"wrote {args.output}", file=sys.stderr)
+    if found.shifted:
+        print(f"heeldrop drift: {len(found.shifted)} inputs shifted past PSI "
+              f"{drift.STABILITY_LIMIT}: {', '.join(found.shifted)}", file=sys.stderr)  # fmt: skip
+        return EXIT_HELD_BACK
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="heeldrop", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -296,6 +339,16 @@ def parser() -> argparse.ArgumentParser:
     log.add_argument("action", choices=("prune", "forget"))
     log.add_argument("request_id", nargs="?", help="the answer's request_id (forget)")
     log.set_defaults(func=cmd_log)
+    dri = sub.add_parser(
+        "drift", help="logged inputs and answers against the champion's training data",
+        description="Population stability per input, recommended bands per week and outcome "
+        "rates per band. Exit 0: no input shifted; 3: an input's PSI is 0.25 or more (retrain "
+        "or look at the report); 2: no champion, or one without a training profile.",
+    )  # fmt: skip
+    dri.add_argument("--since", type=_date, help="recommendations from DATE (YYYY-MM-DD) on")
+    dri.add_argument("--tenant", help="one tenant's recommendations only")
+    dri.add_argument("-o", "--output", help="write the HTML report with plots here")
+    dri.set_defaults(func=cmd_drift)
     from service.batch import score as batch  # the batch door registers its own `score` subcommand
 
     batch.register(sub)

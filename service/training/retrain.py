@@ -25,6 +25,7 @@ from service.core.rules import load_rules
 from service.registry import METADATA_FILE, Registry, save_model
 from service.training.cases import check_case, load_cases
 from service.training.data import Labelled, check_enough, merge, read_labelled
+from service.training.drift import profile
 from service.training.estimator import served
 from service.training.fit import evaluate, fit, quiet
 from service.training.outcomes import from_log
@@ -280,6 +281,7 @@ def retrain(
             "champion_on_same_split": old,
             "gate": {"rows": gate_label, "new": new, "champion": old, "surely_worse": sure},
             "gates": dataclasses.asdict(gates),
+            "training_profile": profile(data.ctx),  # what `heeldrop drift` compares the log with
         }
         candidate = ServingModel(version, meta, fast, registry.root / version)
         say(f"checking the clinical cases{f' of {cases_path}' if cases_path else ''}")
