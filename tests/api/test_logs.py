@@ -67,6 +67,28 @@ def _send_everything(client, headers):
     send("POST", "/v1/recommendations/batch", 200, json={"items": [VALID, INVALID, VALID]})
     send("POST", "/v1/recommendations/batch", 422, json={"items": [], "SENTINEL_FIELD": 123.456})
     send("GET", "/v1/model", 200)
+    send(
+        "POST",
+        "/v1/outcomes",
+        404,
+        json={
+            "request_id": "SENTINEL-VALUE",
+            "weeks_worn": 6,
+            "drop_mm_worn": 17.25,
+            "outcome": "worse",
+        },
+    )
+    send(
+        "POST",
+        "/v1/outcomes",
+        422,
+        json={
+            "request_id": "SENTINEL-VALUE",
+            "weeks_worn": 6,
+            "drop_mm_worn": 123.456,
+            "outcome": "worse",
+        },
+    )
     send("POST", "/v1/recommendations", 401, json=VALID, headers={})
     return sent
 

@@ -216,3 +216,10 @@ def test_the_demonstration_learns_the_worlds_truth_from_outcomes():
             if line.startswith(("champion", "learned"))}  # fmt: skip
     champion, learned = float(rows["champion"][-2]), float(rows["learned"][-2])
     assert learned >= champion + 0.03  # the group whose truth differs
+
+
+def test_the_outcomes_template_has_every_request_field_and_the_outcome_columns():
+    from service.core.fields import FIELDS
+
+    header = (ROOT / "data" / "outcomes-template.csv").read_text().strip().split(",")
+    assert header == [f.path for f in FIELDS] + ["outcome_drop_mm", "outcome_band"]
