@@ -7,6 +7,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from service.core.explain import trained_on
+
 blp = Blueprint("model", __name__, url_prefix="/v1/model", description="The serving model")
 
 
@@ -18,6 +20,14 @@ class ModelInfoSchema(Schema):
     scikit_learn_version = fields.String(allow_none=True, required=True)
     training_data_digest = fields.String(allow_none=True, required=True)
     training_data_origin = fields.String(allow_none=True)
+    trained_on = fields.String(
+        allow_none=True, required=True,
+        metadata={"description": "simulated, outcomes (real people) or mixed"},
+    )  # fmt: skip
+    training_rows = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True,
+        metadata={"description": "training rows by source"},
+    )  # fmt: skip
     degraded = fields.Boolean(required=True)
 
 
@@ -38,5 +48,7 @@ class Model(MethodView):
             "scikit_learn_version": meta.get("versions", {}).get("scikit-learn"),
             "training_data_digest": meta.get("training_data", {}).get("digest"),
             "training_data_origin": meta.get("training_data", {}).get("origin"),
+            "trained_on": trained_on(model),
+            "training_rows": meta.get("training_data", {}).get("sources", {}),
             "degraded": model is None,
         }

@@ -357,6 +357,8 @@ def test_the_model_route_describes_the_serving_model(client, shop, registry, cha
     assert {"macro_f1", "log_loss"} <= set(info["metrics"])
     assert info["scikit_learn_version"] == sklearn.__version__
     assert re.fullmatch(r"[0-9a-f]{64}", info["training_data_digest"])
+    assert info["trained_on"] == "simulated"
+    assert info["training_rows"] == {"files (simulated)": 4000}
     assert info["degraded"] is False
 
 
