@@ -1,4 +1,5 @@
-"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys, log, drift."""
+"""The `heeldrop` command: recommend, score, cohort, retrain, models, serve, keys, users, log,
+drift."""
 
 import argparse
 import json
@@ -217,6 +218,43 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _password() -> str:
+    """A new password: asked twice on a terminal, else the first line of standard input."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise InvalidInput("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_users(args: argparse.Namespace, config: Config) -> int:
+    from service.db import engine_for, upgrade, users
+
+    upgrade(config.database_url)
+    engine = engine_for(config.database_url)
+    if args.action == "create":
+        if not args.name or not args.tenant:
+            print("heeldrop users create: --name and --tenant are required", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        users.create(engine, args.name, args.tenant, _password())
+        print(f"created user {args.name!r} of tenant {args.tenant!r}", file=sys.stderr)
+    elif args.action == "list":
+        for user in users.listing(engine):
+            state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
+            print(f"{user.name}\ttenant {user.tenant}\t{state}\t"
+                  f"created {user.created_at:%Y-%m-%d}")  # fmt: skip
+    else:
+        if not args.name:
+            print("heeldrop users disable: give the user's NAME", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        users.disable(engine, args.name)
+        print(f"disabled {args.name!r}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_log(args: argparse.Namespace, config: Config) -> int:
     from service.db import engine_for, log, upgrade
 
@@ -330,6 +368,16 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("--admin", action="store_true", help="may also call /admin/*")
     key.add_argument("--tenant", help="the shop or app it acts for (create; default its name)")
     key.set_defaults(func=cmd_keys)
+    usr = sub.add_parser(
+        "users", help="staff who sign in to the fitter's page: create, list, disable",
+        description="create: the password is asked twice on a terminal, or read as the first "
+        "line of standard input (12 characters or more). A user acts for its tenant.",
+    )  # fmt: skip
+    usr.add_argument("action", choices=("create", "list", "disable"))
+    usr.add_argument("name", nargs="?", help="the user's name (disable)")
+    usr.add_argument("--name", dest="name", help="the user's name (create)")
+    usr.add_argument("--tenant", help="the shop it acts for (create)")
+    usr.set_defaults(func=cmd_users)
     log = sub.add_parser(
         "log", help="the recommendation log: prune by age, forget one request",
         description="prune: delete recommendations (and their outcomes) logged more than "

@@ -35,6 +35,9 @@ class Config:
     log_retention_days: int = field(
         default_factory=lambda: int(_env("HEELDROP_LOG_RETENTION_DAYS", "730"))
     )
+    secure_cookies: bool = field(
+        default_factory=lambda: _env("HEELDROP_SECURE_COOKIES", "1") not in ("0", "false", "no")
+    )
     key_cache_seconds: float = field(
         default_factory=lambda: float(_env("HEELDROP_KEY_CACHE_SECONDS", "5"))
     )

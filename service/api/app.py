@@ -27,6 +27,7 @@ from service.db.keys import KeyStore
 from service.db.log import RecommendationLog
 from service.logs import configure as configure_logs
 from service.registry import Registry
+from service.web import init_pages
 
 api = Api()
 
@@ -68,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.blp)
     document_public_routes(api, app)
     hooks.register(app)  # before the limiter's hooks: it counts per caller's key
-    init_limits(app, config.rate_limit, config.ratelimit_storage_url, hooks.PUBLIC)
+    limiter = init_limits(app, config.rate_limit, config.ratelimit_storage_url, hooks.PUBLIC)
+    init_pages(app, limiter, config.secure_cookies)
     errors.register(app)
     return app

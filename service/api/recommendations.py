@@ -47,13 +47,14 @@ blp.ARGUMENTS_PARSER = JsonParser()  # before the views below are decorated with
 batch_request_schema = BatchRequestSchema()  # instances: webargs would rebuild a class per call
 
 
-def _answer(requests: list[dict[str, Any]], ids: list[str]) -> list[dict[str, Any]]:
-    """Answer validated requests and log the answers before they go out: an answer the log
-    did not take is not given (503), since its outcome could never be used."""
+def answer(requests: list[dict[str, Any]], ids: list[str], tenant: str) -> list[dict[str, Any]]:
+    """Answer validated requests for `tenant` and log the answers before they go out: an answer
+    the log did not take is not given (503), since its outcome could never be used. The API and
+    the fitter's page both answer through here."""
     recommender = current_app.extensions["heeldrop"].recommender
     g.model_version = recommender.model.version if recommender.model else None
     responses = recommender.explain(requests, ids)
-    current_app.extensions["heeldrop.log"].write(g.tenant, requests, responses)
+    current_app.extensions["heeldrop.log"].write(tenant, requests, responses)
     g.logged = True
     count_answers(responses)
     return responses
@@ -67,7 +68,7 @@ class Recommendations(MethodView):
     @blp.response(200, RecommendationResponseSchema)
     def post(self, data: dict[str, Any]) -> Any:
         """Recommend a heel-drop range for one person, with its reasoning"""
-        return current_app.json.response(_answer([data], [g.answer_id])[0])
+        return current_app.json.response(answer([data], [g.answer_id], g.tenant)[0])
 
 
 @blp.route("/batch")
@@ -89,8 +90,8 @@ class RecommendationsBatch(MethodView):
                          "errors": exc.errors}  # fmt: skip
                 results[index] = {"index": index, "error": error}
         if valid:
-            answers = _answer([req for _, req in valid], ids)
-            for (index, _), answer in zip(valid, answers, strict=True):
-                results[index] = answer
+            answers = answer([req for _, req in valid], ids, g.tenant)
+            for (index, _), given in zip(valid, answers, strict=True):
+                results[index] = given
         g.items = len(results)
         return current_app.json.response({"results": results})

@@ -11,10 +11,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 
-from service.db.tables import ApiKey, Base, Outcome, Recommendation
+from service.db.tables import ApiKey, Base, Outcome, Recommendation, StaffUser
 
 __all__ = [
-    "ApiKey", "Base", "Outcome", "Recommendation", "alembic_config", "engine_for", "now", "upgrade",
+    "ApiKey", "Base", "Outcome", "Recommendation", "StaffUser", "alembic_config", "engine_for",
+    "now", "upgrade",
 ]  # fmt: skip
 BUSY_SECONDS = 10  # how long a SQLite writer waits for another's lock before failing
 

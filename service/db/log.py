@@ -113,6 +113,15 @@ class RecommendationLog:
             raise Unavailable(type(exc).__name__) from None
         return receipt
 
+    def owns(self, tenant: str, request_id: str) -> bool:
+        """Whether `tenant` got the recommendation `request_id`; Unavailable if the database
+        fails."""
+        try:
+            with self.engine.connect() as connection:
+                return self._owns(connection, tenant, request_id)
+        except SQLAlchemyError as exc:
+            raise Unavailable(type(exc).__name__) from None
+
     @staticmethod
     def _owns(connection: Any, tenant: str, request_id: str) -> bool:
         found = connection.execute(

@@ -1,4 +1,5 @@
-"""The database's tables: API keys (each of a tenant), the recommendation log, outcomes."""
+"""The database's tables: API keys and staff users (each of a tenant), the recommendation log,
+outcomes."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,20 @@ class ApiKey(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class StaffUser(Base):
+    """A fitter who signs in to the fitter's page, acting for a tenant as its keys do. Only a
+    salted hash of the password is stored (Werkzeug's scrypt)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    tenant: Mapped[str] = mapped_column(String(NAME))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column()
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Recommendation(Base):

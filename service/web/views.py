@@ -1,0 +1,203 @@
+"""The fitter's pages: sign in and out, the form, the answer (and its print view), follow-up."""
+
+from collections.abc import Callable
+from datetime import date, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from marshmallow import ValidationError
+
+from service.api.metrics import count_outcome
+from service.api.recommendations import answer
+from service.api.schemas import OUTCOMES, SYMPTOMS_AFTER, OutcomeSchema
+from service.core.fields import BAND_MM, BANDS, BY_PATH
+from service.db import users
+from service.db.log import DuplicateOutcome, UnknownRequest
+from service.web.form import explain, read
+from service.web.questions import OPTIONS, SECTIONS
+
+RULER_MM = 30
+
+
+def _engine() -> Any:
+    return current_app.extensions["heeldrop.log"].engine
+
+
+def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Pages for a signed-in, active staff user; others go to sign in."""
+
+    @wraps(view)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        staff = users.active(_engine(), session.get("user_id", -1))
+        if staff is None:
+            session.clear()
+            return redirect(url_for("fit.sign_in", next=request.path))
+        g.staff = staff
+        g.tenant = staff.tenant
+        return view(*args, **kwargs)
+
+    return inner
+
+
+def sign_in() -> Any:
+    form = FlaskForm()
+    failed = False
+    if form.validate_on_submit():
+        staff = users.sign_in(_engine(), request.form.get("name", ""),
+                              request.form.get("password", ""))  # fmt: skip
+        if staff is not None:
+            session.clear()
+            session.permanent = True
+            session["user_id"] = staff.id
+            target = request.args.get("next", "")
+            return redirect(target if target.startswith("/fit") else url_for("fit.form"))
+        failed = True
+    status = 400 if request.method == "POST" else 200
+    return render_template("sign_in.html", form=form, failed=failed), status
+
+
+@staff_only
+def sign_out() -> Any:
+    if FlaskForm().validate_on_submit():
+        session.clear()
+        return redirect(url_for("fit.sign_in"))
+    abort(400)
+
+
+def _ruler(rec: dict[str, Any], current: float) -> dict[str, Any]:
+    """Positions (in mm of a 0-30 ruler) for the drop ruler's bands, range and current drop."""
+    return {
+        "bands": [(band, BAND_MM[band][0], min(BAND_MM[band][1] + 1, RULER_MM)) for band in BANDS],
+        "lo": rec["drop_mm"]["min"], "hi": rec["drop_mm"]["max"],
+        "current": min(current, RULER_MM), "max": RULER_MM,
+    }  # fmt: skip
+
+
+def _timeline(plan: list[dict[str, Any]], start: date) -> list[dict[str, Any]]:
+    steps, day = [], start
+    for step in plan:
+        steps.append({**step, "from": day})
+        day += timedelta(weeks=step["weeks"])
+    return steps
+
+
+@staff_only
+def form() -> Any:
+    page = FlaskForm()
+    typed = request.form if request.method == "POST" else {}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not page.validate_on_submit():
+            abort(400, _("The form expired or did not come from this page; please try again."))
+        data, errors = read(request.form)
+        if not errors:
+            given = answer([data], [g.answer_id], g.tenant)[0]
+            current = (data["footwear"]["current_drop_mm"]
+                       + data["footwear"].get("heel_insert_mm", 0))  # fmt: skip
+            today = date.today()
+            rec = given["recommendation"]
+            return render_template(
+                "answer.html", answer=given, rec=rec, ruler=_ruler(rec, current),
+                timeline=_timeline(rec["transition_plan"], today), today=today,
+                follow_up=today + timedelta(weeks=rec["follow_up"]["retest_weeks"]),
+                client_ref=data.get("client_ref"), form=FlaskForm(),
+            )  # fmt: skip
+    status = 422 if errors else 200
+    return render_template("fit.html", sections=SECTIONS, typed=typed, errors=errors,
+                           options=OPTIONS, form=page), status  # fmt: skip
+
+
+@staff_only
+def follow_up(request_id: str) -> Any:
+    book = current_app.extensions["heeldrop.log"]
+    if not book.owns(g.tenant, request_id):
+        abort(404)
+    page = FlaskForm()
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        if not page.validate_on_submit():
+            abort(400, _("The form expired or did not come from this page; please try again."))
+        report, errors = _report(request_id, request.form)
+        if not errors:
+            try:
+                book.record_outcome(g.tenant, report)
+            except UnknownRequest:
+                abort(404)
+            except DuplicateOutcome:
+                errors["weeks_worn"] = _("A follow-up after this many weeks is already recorded.")
+            else:
+                count_outcome(report["outcome"])
+                return render_template("recorded.html", report=report, form=FlaskForm())
+    return render_template(
+        "follow_up.html", request_id=request_id, typed=request.form, errors=errors, form=page,
+        outcomes=OUTCOMES, symptoms=SYMPTOMS_AFTER, labels={
+            name: next(q.label for s in SECTIONS for q in s.questions
+                       if q.path == f"symptoms.{name}") for name in SYMPTOMS_AFTER},
+    ), (422 if errors else 200)  # fmt: skip
+
+
+def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """An outcome report from the follow-up form, validated as POST /v1/outcomes is."""
+    body: dict[str, Any] = {"request_id": request_id, "outcome": typed.get("outcome", "")}
+    errors: dict[str, str] = {}
+    for name, lo, hi in (("weeks_worn", 0, 104), ("drop_mm_worn", 0, 30)):
+        text = (typed.get(name) or "").strip().replace(",", ".")
+        try:
+            body[name] = float(text)
+        except ValueError:
+            errors[name] = _("Enter a number from %(lo)d to %(hi)d.", lo=lo, hi=hi)
+    symptoms = {}
+    for name in SYMPTOMS_AFTER:
+        text = (typed.get(f"symptoms_after.{name}") or "").strip()
+        if text:
+            symptoms[name] = int(text) if text.isdigit() else text
+    if symptoms:
+        body["symptoms_after"] = symptoms
+    if errors:
+        return {}, errors
+    try:
+        report = OutcomeSchema().load(body)
+    except ValidationError as exc:
+        messages: dict[str, Any] = exc.normalized_messages()
+        for name, problem in messages.items():
+            if name == "symptoms_after":
+                for inner in problem:
+                    errors[f"symptoms_after.{inner}"] = explain(BY_PATH[f"symptoms.{inner}"])
+            elif name == "outcome":
+                errors[name] = _("Choose how it went.")
+            else:
+                errors[name] = (
+                    _("Enter a whole number of weeks from 0 to 104.")
+                    if (name == "weeks_worn")
+                    else _("Enter a number from 0 to 30.")
+                )
+        return {}, errors
+    report["weeks_worn"] = int(report["weeks_worn"])
+    report["symptoms_after"] = {k: int(v) for k, v in report.get("symptoms_after", {}).items()}
+    return report, {}
+
+
+def blueprint(sign_in_limit: Callable[[Any], Any]) -> Blueprint:
+    """The pages' blueprint for one app; `sign_in_limit` rate-limits sign-in attempts."""
+    blp = Blueprint("fit", __name__, url_prefix="/fit", template_folder="templates",
+                    static_folder="static", static_url_path="/static")  # fmt: skip
+    blp.context_processor(lambda: {"lang": str(get_locale() or "en")})
+    blp.add_url_rule("/sign-in", "sign_in", sign_in_limit(sign_in), methods=["GET", "POST"])
+    blp.add_url_rule("/sign-out", "sign_out", sign_out, methods=["POST"])
+    blp.add_url_rule("", "form", form, methods=["GET", "POST"])
+    blp.add_url_rule("/follow-up/<request_id>", "follow_up", follow_up, methods=["GET", "POST"])
+    return blp
