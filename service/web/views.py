@@ -1,5 +1,6 @@
 """The fitter's pages: sign in and out, the form, the answer (and its print view), follow-up."""
 
+import contextlib
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import wraps
@@ -151,15 +152,15 @@ def follow_up(request_id: str) -> Any:
 
 
 def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """An outcome report from the follow-up form, validated as POST /v1/outcomes is."""
-    body: dict[str, Any] = {"request_id": request_id, "outcome": typed.get("outcome", "")}
-    errors: dict[str, str] = {}
-    for name, lo, hi in (("weeks_worn", 0, 104), ("drop_mm_worn", 0, 30)):
+    """An outcome report from the follow-up form, validated as POST /v1/outcomes is; every
+    problem at once, each in a fitter's words."""
+    body: dict[str, Any] = {"request_id": request_id}
+    if typed.get("outcome"):
+        body["outcome"] = typed["outcome"]
+    for name in ("weeks_worn", "drop_mm_worn"):
         text = (typed.get(name) or "").strip().replace(",", ".")
-        try:
+        with contextlib.suppress(ValueError):  # a missing number is the schema's error below
             body[name] = float(text)
-        except ValueError:
-            errors[name] = _("Enter a number from %(lo)d to %(hi)d.", lo=lo, hi=hi)
     symptoms = {}
     for name in SYMPTOMS_AFTER:
         text = (typed.get(f"symptoms_after.{name}") or "").strip()
@@ -167,25 +168,19 @@ def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]
             symptoms[name] = int(text) if text.isdigit() else text
     if symptoms:
         body["symptoms_after"] = symptoms
-    if errors:
-        return {}, errors
     try:
         report = OutcomeSchema().load(body)
     except ValidationError as exc:
         messages: dict[str, Any] = exc.normalized_messages()
-        for name, problem in messages.items():
-            if name == "symptoms_after":
-                for inner in problem:
-                    errors[f"symptoms_after.{inner}"] = explain(BY_PATH[f"symptoms.{inner}"])
-            elif name == "outcome":
-                errors[name] = _("Choose how it went.")
-            else:
-                errors[name] = (
-                    _("Enter a whole number of weeks from 0 to 104.")
-                    if (name == "weeks_worn")
-                    else _("Enter a number from 0 to 30.")
-                )
-        return {}, errors
+        errors = {
+            "weeks_worn": _("Enter a whole number of weeks from 0 to 104."),
+            "drop_mm_worn": _("Enter a number from 0 to 30."),
+            "outcome": _("Choose how it went."),
+        }
+        found = {name: text for name, text in errors.items() if name in messages}
+        for inner in messages.get("symptoms_after", {}):
+            found[f"symptoms_after.{inner}"] = explain(BY_PATH[f"symptoms.{inner}"])
+        return {}, found
     report["weeks_worn"] = int(report["weeks_worn"])
     report["symptoms_after"] = {k: int(v) for k, v in report.get("symptoms_after", {}).items()}
     return report, {}
