@@ -41,11 +41,16 @@ lint: install-dev
 	$(BIN)/ruff format --check service tests scripts
 	$(BIN)/mypy
 
-test: lint
+# axe-core, the accessibility checker the browser tests inject (pinned in package-lock.json).
+node_modules/.package-lock.json: package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --ignore-scripts; \
+	else echo "npm not found: the browser tests' accessibility checks will be skipped"; fi
+
+test: lint node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 bench: install-dev
 	$(BIN)/python scripts/bench_recommend.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules test-output

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     g,
@@ -27,7 +28,7 @@ from service.api.recommendations import answer
 from service.api.schemas import OUTCOMES, SYMPTOMS_AFTER, OutcomeSchema
 from service.core.fields import BAND_MM, BANDS, BY_PATH
 from service.db import users
-from service.db.log import DuplicateOutcome, UnknownRequest
+from service.db.log import DuplicateOutcome, Unavailable, UnknownRequest
 from service.web.form import explain, read
 from service.web.questions import OPTIONS, SECTIONS
 
@@ -103,7 +104,7 @@ def form() -> Any:
     errors: dict[str, str] = {}
     if request.method == "POST":
         if not page.validate_on_submit():
-            abort(400, _("The form expired or did not come from this page; please try again."))
+            abort(400)
         data, errors = read(request.form)
         if not errors:
             given = answer([data], [g.answer_id], g.tenant)[0]
@@ -131,7 +132,7 @@ def follow_up(request_id: str) -> Any:
     errors: dict[str, str] = {}
     if request.method == "POST":
         if not page.validate_on_submit():
-            abort(400, _("The form expired or did not come from this page; please try again."))
+            abort(400)
         report, errors = _report(request_id, request.form)
         if not errors:
             try:
@@ -186,11 +187,41 @@ def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]
     return report, {}
 
 
+def _error_page(exc: Exception) -> Any:
+    """An error on a page, as a page (the API answers its errors as JSON)."""
+    if isinstance(exc, Unavailable):
+        code, title = 503, _("Please try again")
+        message = _("The database did not answer, so nothing was saved. Try again in a moment.")
+    else:
+        code = getattr(exc, "code", 500) or 500
+        title, message = {
+            400: (_("Please try again"), _("The form expired or did not come from this page.")),
+            404: (_("Not found"), _("There is no fitting with this reference for your shop.")),
+            429: (_("Too many attempts"), _("Wait a minute, then try again.")),
+        }.get(code, (_("Something went wrong"), _("Please try again.")))
+    return render_template("error.html", title=title, message=message, form=FlaskForm()), code
+
+
+# The pages load only their own style sheet and script; nothing may frame them.
+POLICY = ("default-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
+          "base-uri 'none'")  # fmt: skip
+
+
+def _policy(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = POLICY
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def blueprint(sign_in_limit: Callable[[Any], Any]) -> Blueprint:
     """The pages' blueprint for one app; `sign_in_limit` rate-limits sign-in attempts."""
     blp = Blueprint("fit", __name__, url_prefix="/fit", template_folder="templates",
                     static_folder="static", static_url_path="/static")  # fmt: skip
     blp.context_processor(lambda: {"lang": str(get_locale() or "en")})
+    blp.after_request(_policy)
+    for code in (400, 404, 429):
+        blp.register_error_handler(code, _error_page)
+    blp.register_error_handler(Unavailable, _error_page)
     blp.add_url_rule("/sign-in", "sign_in", sign_in_limit(sign_in), methods=["GET", "POST"])
     blp.add_url_rule("/sign-out", "sign_out", sign_out, methods=["POST"])
     blp.add_url_rule("", "form", form, methods=["GET", "POST"])

@@ -246,3 +246,20 @@ def test_every_request_field_is_asked_once(site):
     from service.web.questions import ASKED
 
     assert sorted(q.path for q in ASKED) == sorted(f.path for f in FIELDS)
+
+
+def test_the_message_catalogue_is_current(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    fresh = tmp_path / "messages.pot"
+    subprocess.run(
+        [sys.executable, "-m", "babel.messages.frontend", "extract", "-F",
+         "service/web/babel.cfg", "-k", "_l", "--no-location", "--omit-header", "--sort-output",
+         "-o", str(fresh), "service/web"],
+        cwd=root, check=True, capture_output=True,
+    )  # fmt: skip
+    shipped = root / "service" / "web" / "translations" / "messages.pot"
+    assert fresh.read_text() == shipped.read_text(), "run pybabel extract (translations/README)"
