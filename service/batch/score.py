@@ -75,18 +75,26 @@ def score_local(
             progress.update(table.num_rows)
 
 
-def _recommender(config: Config) -> "Recommender":
+def _recommender(config: Config, rules_only: bool) -> "Recommender | None":
+    """The champion's recommender; without a usable champion, the rules' alone when asked for
+    (`--rules-only`), else None: a customer file is never scored without the model unawares."""
     from service.core.recommend import Recommender
     from service.registry import Registry
 
+    if rules_only:
+        _warn("--rules-only: scoring with the rules only, without a model")
+        return Recommender(model=None)
     try:
         model = Registry(config.models_dir).load_champion()
     except ModelRefused as exc:
-        _warn(f"{exc}; scoring with the rules only")
-        return Recommender(model=None)
-    if model is None:
-        _warn(f"no champion model in {config.models_dir}; scoring with the rules only")
-    return Recommender(model=model)
+        problem = f"the champion model in {config.models_dir} is refused ({exc})"
+    else:
+        if model is not None:
+            return Recommender(model=model)
+        problem = f"no champion model in {config.models_dir} (HEELDROP_MODELS_DIR)"
+    print(f"heeldrop score: {problem}; train one (`make model`) or score with the rules alone "
+          "with --rules-only", file=sys.stderr)  # fmt: skip
+    return None
 
 
 def _warn(message: str) -> None:
@@ -119,7 +127,9 @@ def cmd_score(args: argparse.Namespace, config: Config) -> int:
     unknown = [name for name in source.names if name.strip() not in BY_PATH]
     if unknown:
         _warn(f"unknown columns passed through untouched: {', '.join(unknown)}")
-    recommender = _recommender(config)
+    recommender = _recommender(config, args.rules_only)
+    if recommender is None:
+        return EXIT_BAD_INPUT
     target = Path(args.output)
     bar = tqdm(unit=" rows", unit_scale=True, disable=not sys.stderr.isatty(), file=sys.stderr)
     try:
@@ -158,7 +168,8 @@ def register(sub: Any) -> None:
         "score",
         help="score a CSV or Parquet file of requests",
         description="Score every record of IN into OUT (CSV or Parquet by extension). "
-        "Exit 0 when every record got an output row, 2 for unusable input.",
+        "Exit 0 when every record got an output row, 2 for unusable input or no champion "
+        "model (unless --rules-only).",
     )
     score.add_argument("input", metavar="IN", help="requests, one per record (.csv or .parquet)")
     score.add_argument("-o", "--output", metavar="OUT", required=True, help="scored file")
@@ -177,4 +188,8 @@ def register(sub: Any) -> None:
         default=jobs,
         help=f"parallel workers: threads, or local Dask processes (default {jobs})",
     )
+    score.add_argument(
+        "--rules-only", action="store_true",
+        help="score with the rules alone (without it, no champion model is exit 2)",
+    )  # fmt: skip
     score.set_defaults(func=cmd_score)

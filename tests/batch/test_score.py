@@ -178,6 +178,22 @@ def test_every_scored_row_equals_the_single_request_path(
         assert got(row) == expected(recommender, flat), flat
 
 
+@pytest.mark.parametrize("champion", ["none", "refused"])
+def test_without_a_usable_champion_nothing_is_scored_unless_rules_only_is_asked(tmp_path, champion):
+    models = tmp_path / "models"
+    if champion == "refused":
+        (models / "registry").mkdir(parents=True)
+        (models / "champion.json").write_text('{"champion": "20260101T000000000000Z"}')
+    src = tmp_path / "in.csv"
+    src.write_text("footwear.current_drop_mm\n8\n")
+    out = tmp_path / "out.csv"
+    code, err = score(src, models, out=out)
+    assert code == 2 and "--rules-only" in err and str(models) in err
+    assert not out.exists()
+    code, err = score(src, models, "--rules-only", out=out)
+    assert code == 0 and rows(out)[0]["rec_model_version"] == ""
+
+
 @FAST
 @given(flats=st.lists(requests(), min_size=1, max_size=20))
 def test_rules_only_rows_equal_the_degraded_single_request_path(
@@ -185,9 +201,9 @@ def test_rules_only_rows_equal_the_degraded_single_request_path(
 ):
     src = tmp_path_factory.mktemp("eq") / "in.csv"
     write_requests(src, flats)
-    code, err = score(src, no_models)
+    code, err = score(src, no_models, "--rules-only")
     assert code == 0
-    assert "scoring with the rules only" in err
+    assert "--rules-only: scoring with the rules only" in err
     for flat, row in zip(flats, rows(src.with_name("in.out.csv")), strict=True):
         assert got(row) == expected(rules_only, flat)
 
@@ -306,7 +322,7 @@ def test_a_malformed_line_is_an_error_row_and_the_rest_are_scored(
 ):
     src = tmp_path / "in.csv"
     src.write_text(",".join(HEADER) + "\n" + body)
-    code, err = score(src, no_models)
+    code, err = score(src, no_models, "--rules-only")
     assert code == 0
     out = rows(tmp_path / "in.out.csv")
     assert [r["client_ref"] for r in out] == refs
@@ -322,7 +338,7 @@ def test_an_unclosed_quote_in_a_large_file_costs_one_row(tmp_path, no_models):
     src = tmp_path / "in.csv"
     good = "".join(f"r{i},8,2,x\n" for i in range(60_000))
     src.write_text(",".join(HEADER) + '\nr,8,2,"never closed\n' + good)
-    assert score(src, no_models, "--chunk-rows", "5000")[0] == 0
+    assert score(src, no_models, "--rules-only", "--chunk-rows", "5000")[0] == 0
     out = rows(tmp_path / "in.out.csv")
     assert len(out) == 60_001
     assert out[0]["rec_status"] == "error" and "quoting" in out[0]["rec_error"]
@@ -334,7 +350,7 @@ def test_a_quoted_line_break_in_any_column_round_trips(tmp_path, no_models):
     src.write_text(
         ",".join(HEADER) + "\r\n" + '"a\r\nb",8,2,"line one\nline two"\r\n' + 'c,"8",2,""\r\n'
     )
-    assert score(src, no_models)[0] == 0
+    assert score(src, no_models, "--rules-only")[0] == 0
     out = rows(tmp_path / "in.out.csv")
     assert [(r["client_ref"], r["note"], r["rec_status"]) for r in out] == [
         ("a\r\nb", "line one\nline two", "ok"),
@@ -348,7 +364,7 @@ def test_a_quoted_line_break_in_any_column_round_trips(tmp_path, no_models):
 def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path, no_models):
     src = tmp_path / "in.csv"
     src.write_bytes(b"\xef\xbb\xbf" + "footwear.current_drop_mm,client_ref\n8,é\n".encode())
-    assert score(src, no_models)[0] == 0
+    assert score(src, no_models, "--rules-only")[0] == 0
     [row] = rows(tmp_path / "in.out.csv")
     assert (row["footwear.current_drop_mm"], row["client_ref"], row["rec_status"]) == (
         "8",
@@ -376,7 +392,7 @@ def test_unusable_input_exits_2_with_a_clear_message_and_writes_nothing(
 ):
     src = tmp_path / "in.csv"
     src.write_bytes(content)
-    code, err = score(src, no_models)
+    code, err = score(src, no_models, "--rules-only")
     assert code == 2
     assert message in err
     assert not (tmp_path / "in.out.csv").exists()
@@ -384,7 +400,7 @@ def test_unusable_input_exits_2_with_a_clear_message_and_writes_nothing(
 
 
 def test_a_missing_file_exits_2(tmp_path, no_models):
-    code, err = score(tmp_path / "nope.csv", no_models)
+    code, err = score(tmp_path / "nope.csv", no_models, "--rules-only")
     assert (code, "no such file" in err) == (2, True)
 
 
@@ -392,7 +408,7 @@ def test_a_latin1_row_after_many_good_chunks_still_writes_nothing(tmp_path, no_m
     src = tmp_path / "in.csv"
     good = "".join(f"r{i},8\n" for i in range(30_000)).encode()
     src.write_bytes(b"client_ref,footwear.current_drop_mm\n" + good + b"M\xfcller,8\n")
-    code, err = score(src, no_models, "--chunk-rows", "1000")
+    code, err = score(src, no_models, "--rules-only", "--chunk-rows", "1000")
     assert code == 2 and "not UTF-8" in err
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
@@ -403,7 +419,7 @@ def test_a_latin1_row_after_many_good_chunks_still_writes_nothing(tmp_path, no_m
 def test_unknown_columns_pass_through_untouched_and_are_named_in_one_warning(tmp_path, no_models):
     src = tmp_path / "in.csv"
     src.write_text("shop,footwear.current_drop_mm,visit date\n  Bern ,8,2025-01-02\n")
-    code, err = score(src, no_models)
+    code, err = score(src, no_models, "--rules-only")
     assert code == 0
     warnings = [line for line in err.splitlines() if "unknown columns" in line]
     assert warnings == [
@@ -423,7 +439,7 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_escaped_and_numbers_are_n
         "+1+1,-2,\tTAB,-1+2\n"
         "ok,8,plain,+3\n"
     )
-    assert score(src, no_models)[0] == 0
+    assert score(src, no_models, "--rules-only")[0] == 0
     text = (tmp_path / "in.out.csv").read_text()
     out = rows(tmp_path / "in.out.csv")
     assert "\"'=cmd|' /C calc'!A0\"" in text.splitlines()[0]
@@ -459,7 +475,8 @@ def test_parquet_in_and_out_give_the_same_answers_as_csv(tmp_path, models, cohor
 def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_last_line(tmp_path, no_models):
     src = tmp_path / "in.csv"
     src.write_text("footwear.current_drop_mm\n" + "8\n" * 500)
-    cmd = [sys.executable, "-m", "service.cli", "score", str(src), "-o", str(tmp_path / "o.csv")]
+    cmd = [sys.executable, "-m", "service.cli", "score", str(src), "-o", str(tmp_path / "o.csv"),
+           "--rules-only"]  # fmt: skip
     env = os.environ | {"HEELDROP_MODELS_DIR": str(no_models)}
     piped = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     assert piped.stderr.splitlines()[-1] == "500 rows: 500 ok, 0 errors"
@@ -483,7 +500,8 @@ def big_csv(tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_an_interrupted_run_leaves_no_output_file(sig, big_csv, tmp_path, no_models):
     target = tmp_path / "out" / "scored.csv"
-    cmd = [sys.executable, "-m", "service.cli", "score", str(big_csv), "-o", str(target)]
+    cmd = [sys.executable, "-m", "service.cli", "score", str(big_csv), "-o", str(target),
+           "--rules-only"]  # fmt: skip
     env = os.environ | {"HEELDROP_MODELS_DIR": str(no_models)}
     proc = subprocess.Popen([*cmd, "--chunk-rows", "2000", "--jobs", "1"], env=env,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
