@@ -38,7 +38,7 @@ def demonstrate(folder: Path, cohort: int, people: int, held_out: int, seed: int
     champion = registry.load_champion()
     url = f"sqlite:///{folder}/heeldrop.db"
     app = create_app({"models_dir": folder / "models", "database_url": url,
-                      "rate_limit": "1000000/minute"})  # fmt: skip
+                      "rate_limit": "1000000/minute", "SECRET_KEY": "demo"})  # fmt: skip
     engine = engine_for(url)
     shops = [
         {"Authorization": f"Bearer {keys.create(engine, name)}"} for name in ("north", "south")

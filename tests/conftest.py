@@ -103,7 +103,8 @@ def make_app(registry, db_url):
     made = []
 
     def make(**overrides):
-        config = {"models_dir": registry.root.parent, "database_url": db_url, **overrides}
+        config = {"models_dir": registry.root.parent, "database_url": db_url,
+                  "SECRET_KEY": "test-only-secret", **overrides}  # fmt: skip
         made.append(create_app(config))
         return made[-1]
 

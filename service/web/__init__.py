@@ -24,7 +24,7 @@ def secret_key(path: Path = SECRET_FILE) -> str:
         return given
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         draft.write_text(secrets.token_urlsafe(48), encoding="utf-8")
         draft.chmod(0o600)
         try:

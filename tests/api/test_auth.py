@@ -35,7 +35,7 @@ EXPECTED = {
 def world(registry, tmp_path_factory):
     """One app for the whole matrix, with a shop, an admin and a revoked key."""
     url = f"sqlite:///{tmp_path_factory.mktemp('auth')}/heeldrop.db"
-    app = create_app({"models_dir": registry.root.parent, "database_url": url})
+    app = create_app({"models_dir": registry.root.parent, "database_url": url, "SECRET_KEY": "t"})
     engine = engine_for(url)
     tokens = {
         "shop": keys.create(engine, "shop"),

@@ -165,6 +165,7 @@ def start_server(
         HEELDROP_MODELS_DIR=str(models),
         HEELDROP_DATABASE_URL=db_url,
         HEELDROP_RATE_LIMIT="1000000/minute",
+        HEELDROP_SECRET_KEY="test-only-secret",  # not a key file in the checkout
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
         PYTHONUNBUFFERED="1",
     )
