@@ -10,7 +10,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from service.core.errors import error_body
 from service.core.schema import flatten_errors
-from service.db.log import Unavailable
+from service.db import Unavailable
 
 log = logging.getLogger("heeldrop")
 

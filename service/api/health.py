@@ -3,6 +3,7 @@
 from flask import Blueprint, Response, current_app, jsonify
 
 from service.api import metrics as prom
+from service.db import Unavailable, ping
 
 blp = Blueprint("health", __name__)
 
@@ -14,11 +15,18 @@ def livez() -> Response:
 
 @blp.get("/readyz")
 def readyz() -> tuple[Response, int]:
+    """200 when the model and rules are loaded and the database answers; 503 with the reason
+    otherwise, so a load balancer stops sending what would fail."""
     serving = current_app.extensions["heeldrop"]
     model = serving.recommender.model
     if serving.not_ready or model is None:
         return jsonify(code=503, status="Service Unavailable", message=serving.not_ready,
                        errors={}), 503  # fmt: skip
+    try:
+        ping(current_app.extensions["heeldrop.log"].engine)
+    except Unavailable as exc:
+        message = f"the database does not answer ({exc}); recommendations cannot be logged"
+        return jsonify(code=503, status="Service Unavailable", message=message, errors={}), 503
     return jsonify(status="ready", model_version=model.version, rules=len(serving.rules)), 200
 
 

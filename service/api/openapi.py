@@ -13,7 +13,8 @@ from service.api.hooks import ADMIN_ROUTES, BODY_ROUTES
 # The plain-Flask public routes, documented by hand: path -> (summary, media type, error codes).
 PUBLIC_ROUTES = {
     "/livez": ("200 while the process is up", "application/json", ()),
-    "/readyz": ("200 when the model and rules are loaded; 503 with the reason otherwise",
+    "/readyz": ("200 when the model and rules are loaded and the database answers; 503 with the "
+                "reason otherwise",
                 "application/json", (503,)),
     "/metrics": ("Prometheus text format", "text/plain", ()),
     "/openapi.json": ("This OpenAPI 3 document", "application/json", ()),

@@ -9,15 +9,23 @@ from typing import Any
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import SQLAlchemyError
 
+from service.core.errors import HeeldropError
 from service.db.tables import ApiKey, Base, Outcome, Recommendation, StaffUser
 
 __all__ = [
-    "ApiKey", "Base", "Outcome", "Recommendation", "StaffUser", "alembic_config", "engine_for",
-    "now", "upgrade",
+    "ApiKey", "Base", "Outcome", "Recommendation", "StaffUser", "Unavailable", "alembic_config",
+    "engine_for", "now", "ping", "upgrade",
 ]  # fmt: skip
-BUSY_SECONDS = 10  # how long a SQLite writer waits for another's lock before failing
+BUSY_SECONDS = 5  # how long a SQLite writer waits for another's lock before failing
+CONNECT_SECONDS = 5  # how long a PostgreSQL connection may take to open
+
+
+class Unavailable(HeeldropError):
+    """The database failed; the message names the error's type only (never its parameters,
+    which may hold the health data being written)."""
 
 
 def now() -> datetime:
@@ -42,7 +50,19 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, json_serializer=_json, connect_args={"timeout": BUSY_SECONDS})
         event.listen(engine, "connect", _sqlite_settings)
         return engine
-    return create_engine(url, pool_pre_ping=True, json_serializer=_json)
+    return create_engine(
+        url, pool_pre_ping=True, json_serializer=_json,
+        connect_args={"connect_timeout": CONNECT_SECONDS},
+    )  # fmt: skip
+
+
+def ping(engine: Engine) -> None:
+    """Unavailable unless the database answers a trivial query."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise Unavailable(type(exc).__name__) from None
 
 
 def _sqlite_settings(connection: Any, _: Any) -> None:

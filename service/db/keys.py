@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from service.core.errors import HeeldropError
-from service.db import ApiKey, now
+from service.db import ApiKey, Unavailable, now
 from service.db.tables import NAME
 
 PREFIX = "hd_"
@@ -75,15 +75,20 @@ class KeyStore:
         self._loaded = -float("inf")
 
     def _refresh(self) -> None:
-        with Session(self.engine) as session:
-            rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))
-            self._cache = {
-                k.key_hash[:16]: (
-                    k.key_hash,
-                    Caller(digest(k.key_hash)[:12], k.name, k.admin, k.tenant),
-                )
-                for k in rows
-            }
+        """Reload the active keys; Unavailable when the database fails (and the keys are then
+        checked again on the next call, not served stale beyond the cache's life)."""
+        try:
+            with Session(self.engine) as session:
+                rows = list(session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))))
+        except SQLAlchemyError as exc:
+            raise Unavailable(type(exc).__name__) from None
+        self._cache = {
+            k.key_hash[:16]: (
+                k.key_hash,
+                Caller(digest(k.key_hash)[:12], k.name, k.admin, k.tenant),
+            )
+            for k in rows
+        }
         self._loaded = time.monotonic()
 
     def verify(self, token: str) -> Caller | None:

@@ -15,16 +15,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from service.core.errors import HeeldropError
 from service.core.fields import FIELDS
-from service.db import Outcome, Recommendation, now
+from service.db import Outcome, Recommendation, Unavailable, now
 
 # Fields a person may type freely (such as `client_ref`) are never stored.
 FREE_TEXT = frozenset(f.path for f in FIELDS if f.kind == "text")
 # Built once: a statement object is reused by every write (SQLAlchemy caches its compiled form).
 _LOG = insert(Recommendation)
-
-
-class Unavailable(HeeldropError):
-    """The database failed; the message names the error's type only (never its parameters)."""
 
 
 class UnknownRequest(HeeldropError):

@@ -27,8 +27,8 @@ from service.api.metrics import count_outcome
 from service.api.recommendations import answer
 from service.api.schemas import OUTCOMES, SYMPTOMS_AFTER, OutcomeSchema
 from service.core.fields import BAND_MM, BANDS, BY_PATH
-from service.db import users
-from service.db.log import DuplicateOutcome, Unavailable, UnknownRequest
+from service.db import Unavailable, users
+from service.db.log import DuplicateOutcome, UnknownRequest
 from service.web.form import explain, read
 from service.web.questions import OPTIONS, SECTIONS
 

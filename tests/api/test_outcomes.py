@@ -204,3 +204,21 @@ def test_a_database_that_fails_answers_503_and_nothing_else(web, db, tills, line
     assert written.count('"event":"database_unavailable"') == 3
     for value in ("SENTINEL", "81.25", "INSERT", "achilles"):
         assert value not in written
+
+
+def test_a_database_that_refuses_connections_is_503_everywhere_and_readyz_says_so(make_app):
+    """PostgreSQL stopped after start: /readyz reports it, keyed requests answer 503 with the
+    JSON error shape (never a 500), /livez does not wait on it."""
+    app = make_app(key_cache_seconds=0)
+    gone = engine_for("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app.extensions["heeldrop.log"].engine = gone
+    app.extensions["heeldrop.keys"].engine = gone
+    web = app.test_client()
+    ready = web.get("/readyz")
+    assert ready.status_code == 503 and "database" in ready.json["message"]
+    r = web.post(
+        "/v1/recommendations", json=PERSON, headers={"Authorization": "Bearer hd_" + "x" * 43}
+    )
+    assert r.status_code == 503 and r.json["code"] == 503 and r.headers["Retry-After"] == "5"
+    assert web.get("/livez").status_code == 200
+    gone.dispose()
