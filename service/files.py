@@ -15,7 +15,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o644)  # mkstemp's 0600 would hide the file from other readers
+    os.chmod(tmp_path, _mode(target))
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -24,6 +24,18 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         fsync_dir(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _mode(target: Path) -> int:
+    """The mode a replaced file keeps, or a new file's under the umask (0666 less it, as
+    `open` would give): mkstemp's 0600 would hide it from readers the umask allows, and a fixed
+    0644 would show a 0600 file of health data to everyone."""
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:

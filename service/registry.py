@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from service.core.model import LinearSoftmax, ServingModel
 from service.files import atomic_write_text, fsync_dir
 
 CHAMPION_FILE = "champion.json"
+# A version's name, as new_version makes it: anything else (a path, "..") is refused.
+VERSION = re.compile(r"\d{8}T\d{12}Z")
 MODEL_FILE = "model.skops"
 SERVING_FILE = "serving.json"
 METADATA_FILE = "metadata.json"
@@ -145,24 +148,49 @@ class Registry:
                 shutil.rmtree(path, ignore_errors=True)
 
     def versions(self) -> list[str]:
-        """Complete versions, oldest first (names sort by time)."""
+        """Complete versions, oldest first (names sort by time); a symbolic link is none."""
         if not self.root.is_dir():
             return []
         return sorted(
             p.name
             for p in self.root.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
-        )
+            if VERSION.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+            and (p / METADATA_FILE).is_file()
+        )  # fmt: skip
+
+    def folder(self, version: Any) -> Path:
+        """The folder of a version named as new_version names them, inside the registry (not
+        a symbolic link); RegistryError for any other name."""
+        if not isinstance(version, str) or not VERSION.fullmatch(version):
+            raise RegistryError(f"{version!r} is not a version name (like {self.new_version()})")
+        path = self.root / version
+        if path.is_symlink():
+            raise RegistryError(f"version {version} is a symbolic link, not a registered folder")
+        return path
 
     def metadata(self, version: str) -> dict[str, Any]:
-        path = self.root / version / METADATA_FILE
+        path = self.folder(version) / METADATA_FILE
         if not path.is_file():
             raise RegistryError(f"no version {version!r} in {self.root}")
         return json.loads(path.read_text(encoding="utf-8"))
 
     def pointer(self) -> dict[str, Any]:
+        """champion.json; ModelRefused when it is not what promote writes (a malformed pointer
+        is refused like a tampered model: the old model serves on)."""
         path = self.root / CHAMPION_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            pointer = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelRefused(f"{CHAMPION_FILE} cannot be read ({exc})") from None
+        if not isinstance(pointer, dict) or not all(
+            pointer.get(k) is None
+            or (isinstance(pointer[k], str) and VERSION.fullmatch(pointer[k]))
+            for k in ("version", "previous")
+        ):
+            raise ModelRefused(f"{CHAMPION_FILE} is malformed: it must name versions by name")
+        return pointer
 
     def champion(self) -> str | None:
         return self.pointer().get("version")
@@ -173,7 +201,12 @@ class Registry:
 
     def load(self, version: str | None) -> ServingModel | None:
         """A registered version, checked; None for no version."""
-        return load_model(self.root / version) if version else None
+        if not version:
+            return None
+        try:
+            return load_model(self.folder(version))
+        except RegistryError as exc:
+            raise ModelRefused(str(exc)) from None
 
     def new_version(self) -> str:
         return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -200,7 +233,7 @@ class Registry:
     def promote(self, version: str) -> None:
         """Make `version` the champion (after checking it loads); the old one becomes previous."""
         with self.lock():
-            load_model(self.root / version)
+            load_model(self.folder(version))
             current = self.champion()
             pointer = {
                 "version": version,

@@ -285,3 +285,23 @@ def test_models_check_fails_without_a_traceback_when_there_is_nothing_to_load(
         monkeypatch.setenv("HEELDROP_MODELS_DIR", str(tmp_path / "empty"))
     code, _, err = run(capsys, "models", "check", *([version] if version else []))
     assert code == 1 and err.startswith("heeldrop: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o022])
+def test_atomic_writes_respect_the_umask_and_keep_a_files_mode(tmp_path, umask):
+    import os
+    import stat
+
+    from service.files import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        atomic_write_text(tmp_path / "new.csv", "x")
+        (tmp_path / "kept.csv").write_text("old")
+        os.chmod(tmp_path / "kept.csv", 0o600)
+        atomic_write_text(tmp_path / "kept.csv", "new")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(os.stat(tmp_path / "kept.csv").st_mode) == 0o600
+    assert (tmp_path / "kept.csv").read_text() == "new"

@@ -166,3 +166,78 @@ def test_no_pickle_is_ever_loaded_or_written():
     source = "\n".join(p.read_text() for p in Path("service").rglob("*.py"))
     assert "import pickle" not in source and "joblib" not in source
     assert "allow_pickle" not in source
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("name", ["coef", "fill", "intercept"])
+def test_non_finite_parameters_are_refused_even_with_their_sha256(version_copy, name, bad):
+    data = json.loads((version_copy / SERVING_FILE).read_text())
+    target = data[name][0] if isinstance(data[name][0], list) else data[name]
+    target[0] = bad
+    (version_copy / SERVING_FILE).write_text(json.dumps(data))  # NaN, Infinity: Python's JSON
+    _edit_metadata(version_copy, serving_sha256=sha256(version_copy / SERVING_FILE))
+    with pytest.raises(ModelRefused, match="finite"):
+        load_model(version_copy)
+
+
+@pytest.mark.parametrize(("name", "value"), [("beta", 0), ("beta", -1.0), ("scale", 0.0)])
+def test_a_zero_scale_or_temperature_is_refused(version_copy, name, value):
+    data = json.loads((version_copy / SERVING_FILE).read_text())
+    if name == "scale":
+        data[name][3] = value
+    else:
+        data[name] = value
+    (version_copy / SERVING_FILE).write_text(json.dumps(data))
+    _edit_metadata(version_copy, serving_sha256=sha256(version_copy / SERVING_FILE))
+    with pytest.raises(ModelRefused, match="positive"):
+        load_model(version_copy)
+
+
+@pytest.fixture
+def fresh(registry, tmp_path):
+    from service.registry import Registry
+
+    shutil.copytree(registry.root, tmp_path / "models" / "registry")
+    return Registry(tmp_path / "models")
+
+
+@pytest.mark.parametrize(
+    "pointer", ['{"version": 5}', "[]", "not json", '{"version": "../../outside/m"}',
+                '{"version": "/etc"}', '{"version": "%s", "previous": 7}'],
+)  # fmt: skip
+def test_a_malformed_champion_pointer_is_refused_like_a_tampered_model(fresh, pointer):
+    champion = fresh.champion()
+    (fresh.root / "champion.json").write_text(pointer.replace("%s", champion))
+    with pytest.raises(ModelRefused):
+        fresh.load_champion()
+
+
+@pytest.mark.parametrize(
+    "name", ["../../outside/m", "/tmp", "..", "v1", "", "20260101T00000000000Z"]
+)
+def test_only_version_names_inside_the_registry_can_be_promoted(fresh, name, tmp_path):
+    from service.registry import RegistryError
+
+    before = (fresh.root / "champion.json").read_text()
+    with pytest.raises(RegistryError):
+        fresh.promote(name)
+    assert (fresh.root / "champion.json").read_text() == before
+
+
+def test_a_symlinked_version_folder_is_neither_listed_nor_served(fresh, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.copytree(fresh.root / fresh.champion(), outside)
+    (fresh.root / "20991231T235959000000Z").symlink_to(outside)
+    assert "20991231T235959000000Z" not in fresh.versions()
+    with pytest.raises(ModelRefused, match="symbolic link"):
+        fresh.load("20991231T235959000000Z")
+
+
+def test_the_cli_exits_2_with_a_message_on_a_malformed_pointer(fresh, monkeypatch, capsys):
+    from service.cli import main
+
+    (fresh.root / "champion.json").write_text('{"version": 5}')
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", str(fresh.root.parent))
+    assert main(["models", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "malformed" in err and "Traceback" not in err

@@ -43,7 +43,7 @@ class Serving:
         last = self.registry.root / SERVING_FILE
         try:
             version = last.read_text(encoding="utf-8").strip() if last.is_file() else ""
-            if version and version != self.registry.champion():
+            if version:  # (the champion itself again when it was the one served before)
                 self.reload(version)
         except (ModelRefused, OSError, ValueError) as exc:
             self.not_ready = reason  # the champion's reason, not the fallback's

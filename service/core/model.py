@@ -80,8 +80,13 @@ class LinearSoftmax:
         for name, shape in shapes.items():
             if arrays[name].shape != shape:
                 raise ValueError(f"{name} has shape {arrays[name].shape}, not {shape}")
+        beta = float(data["beta"])
+        if not all(np.isfinite(a).all() for a in arrays.values()) or not np.isfinite(beta):
+            raise ValueError("its parameters are not all finite numbers")
+        if not (arrays["scale"] > 0).all() or beta <= 0:
+            raise ValueError("its scales and temperature must be positive")
         arrays["coef"], arrays["intercept"] = arrays["coef"][order], arrays["intercept"][order]
-        return cls(**arrays, beta=float(data["beta"]))
+        return cls(**arrays, beta=beta)
 
 
 @dataclass(frozen=True)

@@ -470,6 +470,21 @@ def test_a_tampered_champion_is_refused_and_the_old_model_serves_on(fresh_live):
     assert versions_by_worker(server) == {pid: {v1} for pid in workers}
 
 
+@pytest.mark.parametrize("pointer", ['{"version": 5}', "[]"])
+def test_a_malformed_champion_pointer_is_409_and_a_hup_keeps_the_server_up(fresh_live, pointer):
+    server = fresh_live
+    v1 = server.registry.champion()
+    workers = server.workers()
+    (server.registry.root / "champion.json").write_text(pointer)
+    r = requests.post(f"{server.url}/admin/reload", headers=server.admin, timeout=TIMEOUT)
+    assert r.status_code == 409 and "malformed" in r.json()["message"], r.text
+    os.kill(server.proc.pid, signal.SIGHUP)
+    workers = server.wait_workers_replaced(workers, time.monotonic() + BOOT_SECONDS)
+    assert server.proc.poll() is None  # the master is still up
+    responses = spread(server, 10)
+    assert {(x.status_code, x.headers["X-Model-Version"]) for x in responses} == {(200, v1)}
+
+
 def test_workers_that_can_load_no_model_boot_degraded_and_the_server_stays_up(fresh_live):
     """Champion and fallback both refused at a HUP: rules only and /readyz 503, not a dead server
     (gunicorn halts when a worker fails to boot)."""
