@@ -35,10 +35,10 @@ def before() -> Response | None:
     g.request_id = given if _REQUEST_ID.fullmatch(given) else g.answer_id
     if request.endpoint is None or request.endpoint in PUBLIC or request.blueprint == PAGES:
         return None  # the fitter's pages sign their staff in with a session (service/web)
-    token = request.headers.get("Authorization", "")
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     caller = None
-    if token.startswith("Bearer "):
-        caller = current_app.extensions["heeldrop.keys"].verify(token[7:].strip())
+    if scheme.lower() == "bearer":  # RFC 9110: the scheme is case-insensitive
+        caller = current_app.extensions["heeldrop.keys"].verify(token.strip())
     if caller is None:
         response = error(401, "a valid 'Authorization: Bearer <key>' header is required")
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected

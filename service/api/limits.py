@@ -17,6 +17,8 @@ from collections.abc import Collection
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
+REDIS_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # seconds
+
 
 def init_limits(app: Flask, rate_limit: str, storage_url: str, public: Collection[str]) -> Limiter:
     """Bind a limiter to `app`: `rate_limit` per caller on every route but the `public`
@@ -26,6 +28,8 @@ def init_limits(app: Flask, rate_limit: str, storage_url: str, public: Collectio
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_url)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    if storage_url.startswith(("redis://", "rediss://")):  # a Redis that hangs fails in 2 s
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", REDIS_TIMEOUTS)
     limiter = Limiter(key_func=_caller)
     limiter.request_filter(lambda: request.endpoint is None or request.endpoint in public)
     # Flask runs after-request functions in the reverse order of their registration: this one,

@@ -119,6 +119,11 @@ def _terminate_unwinds() -> Iterator[None]:
 
 
 def cmd_score(args: argparse.Namespace, config: Config) -> int:
+    source_path, target_path = Path(args.input), Path(args.output)
+    if target_path.exists() and source_path.exists() and target_path.samefile(source_path):
+        print("heeldrop score: OUT is IN; write the scored file elsewhere (the input is never "
+              "replaced)", file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_INPUT
     try:
         source = open_input(Path(args.input), args.chunk_rows)
     except InvalidInput as exc:

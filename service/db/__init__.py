@@ -21,6 +21,7 @@ __all__ = [
 ]  # fmt: skip
 BUSY_SECONDS = 5  # how long a SQLite writer waits for another's lock before failing
 CONNECT_SECONDS = 5  # how long a PostgreSQL connection may take to open
+STATEMENT_MS = 5000  # how long a PostgreSQL statement may run
 
 
 class Unavailable(HeeldropError):
@@ -52,7 +53,11 @@ def engine_for(url: str) -> Engine:
         return engine
     return create_engine(
         url, pool_pre_ping=True, json_serializer=_json,
-        connect_args={"connect_timeout": CONNECT_SECONDS},
+        connect_args={
+            "connect_timeout": CONNECT_SECONDS,
+            # a statement or lock wait past these fails (503) instead of holding a worker
+            "options": f"-c statement_timeout={STATEMENT_MS} -c lock_timeout={STATEMENT_MS}",
+        },
     )  # fmt: skip
 
 

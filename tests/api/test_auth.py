@@ -120,3 +120,15 @@ def test_only_a_hash_of_the_key_is_stored(db_url, tmp_path):
     with engine.connect() as connection:
         key_hash = connection.scalar(select(ApiKey.key_hash).where(ApiKey.name == "shop"))
     assert key_hash == hashlib.sha256(token.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_case_insensitive(client, shop_key, scheme):
+    r = client.get("/v1/model", headers={"Authorization": f"{scheme} {shop_key}"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("header", ["Bearer{key}", "Basic {key}", "{key}", "Bearer"])
+def test_other_schemes_or_a_missing_space_are_401(client, shop_key, header):
+    r = client.get("/v1/model", headers={"Authorization": header.format(key=shop_key)})
+    assert r.status_code == 401

@@ -175,3 +175,49 @@ def test_an_unreachable_redis_falls_back_to_counting_in_memory(make_app, tokens)
     ).test_client()  # port 9 (discard): nothing listens there
     assert [client.get("/v1/model", headers=one).status_code for _ in range(3)] == [200] * 3
     assert_limited(client.get("/v1/model", headers=one))
+
+
+@pytest.fixture
+def stopped_redis(tmp_path):
+    """A private redis-server on a free loopback port, then SIGSTOPped: it accepts connections
+    and never answers (a hung dependency). Skips without redis-server unless CI's Redis is set."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("HEELDROP_TEST_REDIS_URL"):
+            pytest.fail("redis-server is not installed")
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL)  # fmt: skip
+    client = redis.Redis(port=port, socket_connect_timeout=1)
+    for _ in range(50):
+        with contextlib.suppress(redis.RedisError):
+            if client.ping():
+                break
+        time.sleep(0.1)
+    client.close()
+    proc.send_signal(signal.SIGSTOP)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.send_signal(signal.SIGCONT)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_a_hung_redis_costs_seconds_not_the_service(make_app, tokens, stopped_redis):
+    """A Redis that accepts and never answers: the first request waits out the socket timeout,
+    then the worker counts in memory; every answer is a 200 within a few seconds."""
+    one, _ = tokens
+    client = make_app(rate_limit="100/minute", ratelimit_storage_url=stopped_redis).test_client()
+    started = time.monotonic()
+    codes = [client.get("/v1/model", headers=one).status_code for _ in range(5)]
+    assert codes == [200] * 5
+    assert time.monotonic() - started < 10
+    assert client.get("/livez").status_code == 200

@@ -515,3 +515,13 @@ def test_an_interrupted_run_leaves_no_output_file(sig, big_csv, tmp_path, no_mod
     if sig != signal.SIGKILL:  # SIGKILL cannot be caught; only its temporary file remains
         assert proc.returncode == 130 and "interrupted" in err
         assert list(target.parent.iterdir()) == []
+
+
+def test_out_equal_to_in_is_refused_and_the_input_kept(tmp_path, no_models):
+    src = tmp_path / "in.csv"
+    src.write_text("footwear.current_drop_mm\n8\n")
+    (tmp_path / "link.csv").symlink_to(src)
+    for out in (src, tmp_path / "." / "in.csv", tmp_path / "link.csv"):
+        code, err = score(src, no_models, "--rules-only", out=out)
+        assert code == 2 and "OUT is IN" in err
+    assert src.read_text() == "footwear.current_drop_mm\n8\n"
