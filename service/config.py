@@ -26,6 +26,9 @@ class Config:
         default_factory=lambda: _env("HEELDROP_RATELIMIT_STORAGE_URL", "memory://")
     )
     rate_limit: str = field(default_factory=lambda: _env("HEELDROP_RATE_LIMIT", "1200/minute"))
+    failed_key_limit: str = field(
+        default_factory=lambda: _env("HEELDROP_FAILED_KEY_LIMIT", "60/minute")
+    )
     max_body_bytes: int = field(
         default_factory=lambda: int(_env("HEELDROP_MAX_BODY_BYTES", str(64 * 1024)))
     )

@@ -18,7 +18,7 @@ from service.api import (
     rules,
 )
 from service.api.jsonprovider import JsonProvider
-from service.api.limits import init_limits
+from service.api.limits import FailedKeys, init_limits
 from service.api.openapi import ErrorResponses, document_public_routes
 from service.api.serving import Serving
 from service.config import Config
@@ -62,6 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     engine = engine_for(config.database_url)
     app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
     app.extensions["heeldrop.log"] = RecommendationLog(engine, serving.rules_version)
+    app.extensions["heeldrop.failed_keys"] = FailedKeys(
+        config.failed_key_limit, config.ratelimit_storage_url
+    )
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
     for module in (recommendations, outcomes, rules, model_info, admin):
         api.register_blueprint(module.blp)

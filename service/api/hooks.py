@@ -35,11 +35,20 @@ def before() -> Response | None:
     g.request_id = given if _REQUEST_ID.fullmatch(given) else g.answer_id
     if request.endpoint is None or request.endpoint in PUBLIC or request.blueprint == PAGES:
         return None  # the fitter's pages sign their staff in with a session (service/web)
+    address = request.remote_addr or "-"
+    failures = current_app.extensions["heeldrop.failed_keys"]
+    wait = failures.blocked(address)
+    if wait:
+        g.retry_after = str(wait)
+        response = error(429, "too many requests with a wrong or missing key from this address")
+        response.headers["Retry-After"] = g.retry_after
+        return response
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     caller = None
     if scheme.lower() == "bearer":  # RFC 9110: the scheme is case-insensitive
         caller = current_app.extensions["heeldrop.keys"].verify(token.strip())
     if caller is None:
+        failures.failed(address)
         response = error(401, "a valid 'Authorization: Bearer <key>' header is required")
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected
         return response

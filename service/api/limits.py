@@ -12,10 +12,18 @@ On a 429 it is the limiter's; on another refusal (503: the database failed) the 
 set in `g.retry_after`, never the rate limit's window, which says nothing about that wait.
 """
 
+import logging
+import math
+import time
 from collections.abc import Collection
 
+import limits
+import limits.storage
+import limits.strategies
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
+
+log = logging.getLogger("heeldrop")
 
 REDIS_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # seconds
 
@@ -52,3 +60,48 @@ def _retry_after_only_with_a_refusal(response: Response) -> Response:
     else:
         response.headers.pop("Retry-After", None)
     return response
+
+
+class FailedKeys:
+    """Requests with a missing or wrong key, counted per client address: past `limit` in its
+    window, every keyed request from that address is refused (429) until the window ends, so
+    nobody can try keys at full speed. Counted in the rate limits' storage (the `limits`
+    library that Flask-Limiter uses, through its public API); while that storage fails, in this
+    process's memory (tried again after RETRY_SECONDS), as Flask-Limiter's own fallback does."""
+
+    RETRY_SECONDS = 30
+
+    def __init__(self, limit: str, storage_url: str):
+        self.limit = limits.parse(limit)
+        options = REDIS_TIMEOUTS if storage_url.startswith(("redis://", "rediss://")) else {}
+        shared = limits.storage.storage_from_string(storage_url, **options)
+        self.shared = limits.strategies.FixedWindowRateLimiter(shared)
+        self.memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
+        self._shared_down_until = 0.0
+
+    def _counter(self) -> limits.strategies.FixedWindowRateLimiter:
+        return self.memory if time.monotonic() < self._shared_down_until else self.shared
+
+    def _down(self, exc: Exception) -> None:
+        self._shared_down_until = time.monotonic() + self.RETRY_SECONDS
+        log.warning("failed-key counter storage unavailable; counting in memory",
+                    extra={"event": "ratelimit_storage", "reason": type(exc).__name__})  # fmt: skip
+
+    def blocked(self, address: str) -> int:
+        """Seconds until `address` may try again (0: it may)."""
+        try:
+            counter = self._counter()
+            if counter.test(self.limit, "failed-keys", address):
+                return 0
+            reset = counter.get_window_stats(self.limit, "failed-keys", address).reset_time
+        except Exception as exc:  # any storage failure: count in memory from now on
+            self._down(exc)
+            return self.blocked(address)
+        return max(1, math.ceil(reset - time.time()))
+
+    def failed(self, address: str) -> None:
+        try:
+            self._counter().hit(self.limit, "failed-keys", address)
+        except Exception as exc:  # as above
+            self._down(exc)
+            self.memory.hit(self.limit, "failed-keys", address)

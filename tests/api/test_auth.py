@@ -132,3 +132,21 @@ def test_the_bearer_scheme_is_case_insensitive(client, shop_key, scheme):
 def test_other_schemes_or_a_missing_space_are_401(client, shop_key, header):
     r = client.get("/v1/model", headers={"Authorization": header.format(key=shop_key)})
     assert r.status_code == 401
+
+
+def test_wrong_keys_from_one_address_are_throttled_and_then_so_is_that_address(make_app, db_url):
+    from service.db import engine_for, keys
+
+    app = make_app(failed_key_limit="5/minute")
+    good = keys.create(engine_for(db_url), "shop")
+    client = app.test_client()
+    codes = [client.get("/v1/model", headers={"Authorization": f"Bearer hd_wrong{i}"}).status_code
+             for i in range(7)]  # fmt: skip
+    assert codes == [401] * 5 + [429] * 2
+    blocked = client.get("/v1/model", headers={"Authorization": f"Bearer {good}"})
+    assert blocked.status_code == 429 and 0 < int(blocked.headers["Retry-After"]) <= 60
+    assert blocked.json["code"] == 429
+    other = client.get("/v1/model", headers={"Authorization": f"Bearer {good}"},
+                       environ_base={"REMOTE_ADDR": "10.0.0.9"})  # fmt: skip
+    assert other.status_code == 200
+    assert client.get("/livez").status_code == 200  # public routes are not keyed
