@@ -73,7 +73,9 @@ def test_two_workers_log_every_answer_once_and_store_every_outcome_once(server):
 
 
 def test_a_worker_killed_or_connections_cut_mid_load_lose_no_answer_given(server):
-    """Answers given (200) and outcomes accepted (201) are all stored, whatever else fails."""
+    """Answers given (200) and outcomes accepted (201) are all stored, whatever else fails.
+    (A row can also be stored whose answer never arrived: the worker was killed after the
+    commit. A client that retries such a follow-up gets 409, saying it is recorded.)"""
     stop = threading.Event()
     given: list[str] = []
     accepted: list[str] = []
@@ -119,4 +121,6 @@ def test_a_worker_killed_or_connections_cut_mid_load_lose_no_answer_given(server
     assert set(failed) <= {503, "connection"}, failed
     logged = set(stored(server.db_url, Recommendation.request_id))
     assert set(given) <= logged
-    assert sorted(stored(server.db_url, Outcome.request_id)) == sorted(accepted)
+    outcomes = stored(server.db_url, Outcome.request_id)
+    assert set(accepted) <= set(outcomes)  # a 201 is never lost (a row whose answer a killed
+    assert len(outcomes) == len(set(outcomes))  # worker never sent may be stored: a retry is 409)
