@@ -21,7 +21,9 @@ REQUEST = {
     "symptoms": {"achilles_pain": 4},
     "mobility": {"knee_to_wall_cm": {"left": 8, "right": 9}},
 }
-SPEC_COMMANDS = ("serve", "recommend", "score", "cohort", "retrain", "models", "keys")
+SPEC_COMMANDS = (
+    "serve", "recommend", "score", "cohort", "retrain", "models", "keys", "users", "log", "drift",
+)  # fmt: skip
 ERROR_KEYS = {"code", "status", "message", "errors"}
 
 
