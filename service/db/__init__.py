@@ -1,6 +1,8 @@
 """The SQL database: API keys and their tenants, the recommendation log and outcomes, migrated
 with Alembic. SQLite by default (one file, write-ahead log); PostgreSQL through the same URL."""
 
+import contextlib
+import os
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -47,7 +49,7 @@ def engine_for(url: str) -> Engine:
     """
     if url.startswith("sqlite:"):
         if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(url.removeprefix("sqlite:///")))
         engine = create_engine(url, json_serializer=_json, connect_args={"timeout": BUSY_SECONDS})
         event.listen(engine, "connect", _sqlite_settings)
         return engine
@@ -68,6 +70,14 @@ def ping(engine: Engine) -> None:
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         raise Unavailable(type(exc).__name__) from None
+
+
+def _private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only: it holds health data, and SQLite
+    gives its -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # an existing database keeps its mode
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _sqlite_settings(connection: Any, _: Any) -> None:

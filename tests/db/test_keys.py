@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from service.db import ApiKey, Base, keys, upgrade
+from service.db import ApiKey, Base, engine_for, keys, upgrade
 
 
 def test_a_created_key_is_a_url_safe_token_stored_as_its_sha256(engine):
@@ -86,3 +86,17 @@ def test_the_migrations_match_the_models(engine):
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert differences == []
+
+
+def test_a_new_sqlite_database_and_its_log_files_are_readable_by_their_owner_only(tmp_path):
+    import os
+    import stat
+
+    url = f"sqlite:///{tmp_path}/instance/heeldrop.db"
+    upgrade(url)
+    engine = engine_for(url)
+    keys.create(engine, "shop")
+    modes = {p.name: stat.S_IMODE(os.stat(p).st_mode) for p in (tmp_path / "instance").iterdir()}
+    engine.dispose()
+    assert modes["heeldrop.db"] == 0o600
+    assert all(mode == 0o600 for mode in modes.values()), modes
