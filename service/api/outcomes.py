@@ -30,8 +30,6 @@ class Outcomes(MethodView):
     @blp.alt_response(409, schema=ErrorSchema, description="these weeks worn are already reported")
     def post(self, report: dict[str, Any]) -> Any:
         """Report how a recommendation worked out, weeks later; once per weeks worn"""
-        report["weeks_worn"] = int(report["weeks_worn"])
-        report["symptoms_after"] = {k: int(v) for k, v in report.get("symptoms_after", {}).items()}
         log = current_app.extensions["heeldrop.log"]
         try:
             receipt = log.record_outcome(g.tenant, report)

@@ -1,6 +1,8 @@
 """The answers' marshmallow schemas, for the OpenAPI document (the request's is the core's)."""
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
 
 from service.core.combine import DIRECTIONS
 from service.core.fields import BANDS, SEVERITIES
@@ -149,6 +151,13 @@ class OutcomeSchema(Schema):
     )  # fmt: skip
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     symptoms_after = fields.Nested(SymptomsAfterSchema)
+
+    @post_load
+    def _whole(self, report: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Whole numbers as ints (4.0 and 4 weeks are one follow-up), no symptoms as {}."""
+        after = report.get("symptoms_after") or {}
+        return {**report, "weeks_worn": int(report["weeks_worn"]),
+                "symptoms_after": {k: int(v) for k, v in after.items()}}  # fmt: skip
 
 
 class OutcomeReceiptSchema(Schema):

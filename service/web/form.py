@@ -15,7 +15,8 @@ from service.web.questions import ASKED
 YES, NO = "yes", "no"
 
 
-def _number(text: str) -> float | None:
+def number(text: str) -> float | None:
+    """A typed number (a decimal comma accepted); None when it is none, or not finite."""
     try:
         value = float(text.replace(",", "."))  # a decimal comma is how many people type
     except ValueError:
@@ -44,7 +45,7 @@ def read(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         if not text:
             continue
         if f.kind in ("number", "count", "severity"):
-            value = _number(text)
+            value = number(text)
             if value is None or not f.lo <= value <= f.hi:
                 errors[f.path] = explain(f)
                 continue

@@ -1,6 +1,5 @@
 """The fitter's pages: sign in and out, the form, the answer (and its print view), follow-up."""
 
-import contextlib
 from collections.abc import Callable
 from datetime import date, timedelta
 from functools import wraps
@@ -29,8 +28,8 @@ from service.api.schemas import OUTCOMES, SYMPTOMS_AFTER, OutcomeSchema
 from service.core.fields import BAND_MM, BANDS, BY_PATH
 from service.db import Unavailable, users
 from service.db.log import DuplicateOutcome, UnknownRequest
-from service.web.form import explain, read
-from service.web.questions import OPTIONS, SECTIONS
+from service.web.form import explain, number, read
+from service.web.questions import LABELS, OPTIONS, SECTIONS
 
 RULER_MM = 30
 
@@ -146,9 +145,8 @@ def follow_up(request_id: str) -> Any:
                 return render_template("recorded.html", report=report, form=FlaskForm())
     return render_template(
         "follow_up.html", request_id=request_id, typed=request.form, errors=errors, form=page,
-        outcomes=OUTCOMES, symptoms=SYMPTOMS_AFTER, labels={
-            name: next(q.label for s in SECTIONS for q in s.questions
-                       if q.path == f"symptoms.{name}") for name in SYMPTOMS_AFTER},
+        outcomes=OUTCOMES, symptoms=SYMPTOMS_AFTER,
+        labels={name: LABELS[f"symptoms.{name}"] for name in SYMPTOMS_AFTER},
     ), (422 if errors else 200)  # fmt: skip
 
 
@@ -159,9 +157,9 @@ def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]
     if typed.get("outcome"):
         body["outcome"] = typed["outcome"]
     for name in ("weeks_worn", "drop_mm_worn"):
-        text = (typed.get(name) or "").strip().replace(",", ".")
-        with contextlib.suppress(ValueError):  # a missing number is the schema's error below
-            body[name] = float(text)
+        value = number((typed.get(name) or "").strip())
+        if value is not None:  # a missing number is the schema's error below
+            body[name] = value
     symptoms = {}
     for name in SYMPTOMS_AFTER:
         text = (typed.get(f"symptoms_after.{name}") or "").strip()
@@ -170,7 +168,7 @@ def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]
     if symptoms:
         body["symptoms_after"] = symptoms
     try:
-        report = OutcomeSchema().load(body)
+        return OutcomeSchema().load(body), {}
     except ValidationError as exc:
         messages: dict[str, Any] = exc.normalized_messages()
         errors = {
@@ -182,9 +180,6 @@ def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]
         for inner in messages.get("symptoms_after", {}):
             found[f"symptoms_after.{inner}"] = explain(BY_PATH[f"symptoms.{inner}"])
         return {}, found
-    report["weeks_worn"] = int(report["weeks_worn"])
-    report["symptoms_after"] = {k: int(v) for k, v in report.get("symptoms_after", {}).items()}
-    return report, {}
 
 
 def _error_page(exc: Exception) -> Any:

@@ -1,6 +1,5 @@
 """Structured JSON logs: one line per request with ids and timings, never a body or health value."""
 
-import io
 import json
 import logging
 import time
@@ -30,15 +29,9 @@ INVALID = {
 
 
 @pytest.fixture
-def lines():
-    """What the `heeldrop` logger writes, through the service's formatter, as parsed JSON."""
-    logger = logging.getLogger("heeldrop")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    logger.removeHandler(handler)
+def lines(log_text):
+    """What the `heeldrop` logger writes, as parsed JSON."""
+    return lambda: [json.loads(line) for line in log_text().splitlines()]
 
 
 @pytest.fixture

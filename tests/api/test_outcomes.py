@@ -2,16 +2,13 @@
 HEELDROP_TEST_POSTGRES_URL is set) PostgreSQL: every answer logged under its key's tenant, outcomes
 only from that tenant, strict validation, and 503 (nothing answered) when the database fails."""
 
-import io
 import json
-import logging
 
 import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
 from service.db import Outcome, Recommendation, engine_for, keys
-from service.logs import JsonFormatter
 
 PERSON = {
     "client_ref": "SENTINEL-REF-4411",
@@ -173,18 +170,7 @@ def test_outcomes_need_a_key(web, tills):
     assert web.post("/v1/outcomes", json={"request_id": request_id, **REPORT}).status_code == 401
 
 
-@pytest.fixture
-def lines():
-    logger = logging.getLogger("heeldrop")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    logger.addHandler(handler)
-    yield lambda: stream.getvalue()
-    logger.removeHandler(handler)
-
-
-def test_a_database_that_fails_answers_503_and_nothing_else(web, db, tills, lines):
+def test_a_database_that_fails_answers_503_and_nothing_else(web, db, tills, log_text):
     request_id = recommend(web, tills["a1"])
     with db.begin() as connection:
         connection.execute(sa.text("DROP TABLE outcomes"))
@@ -200,7 +186,7 @@ def test_a_database_that_fails_answers_503_and_nothing_else(web, db, tills, line
         assert "nothing was answered" in r.json["message"]
         assert r.headers["Retry-After"] == "5"
         assert "recommendation" not in r.json
-    written = lines()
+    written = log_text()
     assert written.count('"event":"database_unavailable"') == 3
     for value in ("SENTINEL", "81.25", "INSERT", "achilles"):
         assert value not in written

@@ -6,25 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from service import cli
 from service.db import engine_for, keys
 
 TOKEN = re.compile(r"hd_[A-Za-z0-9_-]{40,}")
-
-
-@pytest.fixture
-def heeldrop(db_url, monkeypatch, capsys):
-    """Run `heeldrop ARGS...` in-process against a fresh database: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("HEELDROP_DATABASE_URL", db_url)
-
-    def run(*args):
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_create_prints_a_url_safe_token_once(heeldrop, db_url):

@@ -5,23 +5,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from service import cli
 from service.db import Outcome, Recommendation, engine_for, now, upgrade
 from service.db.log import RecommendationLog
 
 REQUEST = {"footwear": {"current_drop_mm": 8}}
-
-
-@pytest.fixture
-def heeldrop(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("HEELDROP_DATABASE_URL", db_url)
-
-    def run(*args):
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

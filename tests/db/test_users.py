@@ -1,11 +1,8 @@
 """Staff users on SQLite and PostgreSQL, and `heeldrop users create|list|disable`."""
 
-import io
-
 import pytest
 import sqlalchemy as sa
 
-from service import cli
 from service.db import StaffUser, engine_for, users
 
 PASSWORD = "correct horse battery"
@@ -53,19 +50,6 @@ def test_names_are_unique(engine):
     users.create(engine, "ann", "shop", PASSWORD)
     with pytest.raises(users.UserProblem, match="exists"):
         users.create(engine, "ann", "other", PASSWORD)
-
-
-@pytest.fixture
-def heeldrop(db_url, monkeypatch, capsys):
-    monkeypatch.setenv("HEELDROP_DATABASE_URL", db_url)
-
-    def run(*args, stdin=""):
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = cli.main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_the_cli_creates_lists_and_disables_users_reading_the_password_from_stdin(heeldrop, db_url):
