@@ -64,8 +64,10 @@ class Field:
         return None if code != code else self.choices[int(code)]
 
 
-def _n(path: str, lo: float, hi: float, label: str, unit: str, about: str, **kw: bool) -> Field:
-    return Field(path, "number", lo, hi, label=label, unit=unit, about=about, **kw)
+def _n(
+    path: str, lo: float, hi: float, label: str, unit: str, about: str, required: bool = False
+) -> Field:
+    return Field(path, "number", lo, hi, required=required, label=label, unit=unit, about=about)
 
 
 def _b(path: str, label: str, about: str) -> Field:
