@@ -31,6 +31,27 @@ def _recommender(config: Config) -> Any:
     return Recommender(model=model)
 
 
+def champion(config: Config) -> Any:
+    """The registry's champion, loaded with every check serving makes; InvalidInput saying how
+    to get one when there is none or it is refused (`score` and `serve` refuse to run without
+    one unless told --rules-only: never a customer file or a shop answered by the rules alone
+    unawares)."""
+    from service.registry import Registry
+
+    try:
+        model = Registry(config.models_dir).load_champion()
+    except ModelRefused as exc:
+        problem = f"the champion model in {config.models_dir} is refused ({exc})"
+    else:
+        if model is not None:
+            return model
+        problem = f"no champion model in {config.models_dir}"
+    raise InvalidInput(
+        f"{problem}; train one (`make model`, or `heeldrop cohort` then `heeldrop retrain`), "
+        "point HEELDROP_MODELS_DIR at the registry, or use the rules alone with --rules-only"
+    )
+
+
 def cmd_recommend(args: argparse.Namespace, config: Config) -> int:
     try:
         text = sys.stdin.read() if args.path in (None, "-") else Path(args.path).read_text("utf-8")
@@ -184,6 +205,18 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     """Replace this process with gunicorn running the app (config in service/gunicorn_conf.py)."""
     import os
 
+    if args.rules_only:
+        print("heeldrop serve: --rules-only: answers are the rules' alone (degraded) until a "
+              "champion is promoted and loaded (POST /admin/reload)", file=sys.stderr)  # fmt: skip
+    else:
+        try:
+            champion(config)
+        except InvalidInput as exc:
+            print(f"heeldrop serve: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    # The workers read the same folder and database wherever gunicorn runs them from.
+    os.environ["HEELDROP_MODELS_DIR"] = str(config.models_dir)
+    os.environ["HEELDROP_DATABASE_URL"] = config.database_url
     os.environ["HEELDROP_BIND"] = f"{args.host}:{args.port}"
     if args.workers:
         os.environ["HEELDROP_WORKERS"] = str(args.workers)
@@ -332,7 +365,7 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("path", nargs="?", help="request file, or - for standard input")
     rec.add_argument("--lines", action="store_true", help="JSON Lines in and out")
     rec.set_defaults(func=cmd_recommend)
-    coh = sub.add_parser("cohort", help="write the simulated training cohort (DOMAIN.md section 9)")
+    coh = sub.add_parser("cohort", help="write the simulated training cohort (docs/cohort.md)")
     coh.add_argument("--rows", type=int, default=50_000, help="people (default 50000)")
     coh.add_argument("--seed", type=int, default=1, help="same seed, same bytes (default 1)")
     coh.add_argument("-o", "--output", required=True, help="CSV to write")
@@ -360,6 +393,11 @@ def parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.add_argument("--workers", type=int, help="gunicorn workers (default 2)")
+    srv.add_argument(
+        "--rules-only", action="store_true",
+        help="start without a usable champion model, answering with the rules alone "
+        "(degraded); without it, no champion is exit 2",
+    )  # fmt: skip
     srv.set_defaults(func=cmd_serve)
     key = sub.add_parser("keys", help="API keys: create (printed once), list, revoke")
     key.add_argument("action", choices=("create", "list", "revoke"))
@@ -403,12 +441,27 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _uses(args: argparse.Namespace) -> tuple[bool, bool]:
+    """Whether the command reads the models folder, and the database."""
+    command = args.command
+    models = command in ("recommend", "retrain", "models", "serve", "drift") or (
+        command == "score" and not args.rules_only
+    )
+    database = command in ("keys", "users", "log", "serve", "drift") or (
+        command == "retrain" and args.from_db
+    )
+    return models, database
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "models" and args.action == "promote" and not args.version:
         parser().error("models promote needs a VERSION")
+    config = Config()
+    for line in config.sources(*_uses(args)):  # stderr: stdout may be data (recommend, keys)
+        print(f"heeldrop: {line}", file=sys.stderr)
     try:
-        return int(args.func(args, Config()))
+        return int(args.func(args, config))
     except HeeldropError as exc:
         print(f"heeldrop: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
