@@ -13,10 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from service.batch.dialect import points
 from service.batch.reader import MALFORMED
 from service.core.combine import DIRECTIONS, Decisions
 from service.core.explain import trained_on
-from service.core.fields import BANDS
+from service.core.fields import BANDS, BY_PATH
 from service.core.model import ServingModel
 from service.core.summary import slots
 from service.core.texts import Texts, distinct
@@ -42,12 +43,25 @@ OUTPUT = pa.schema(
 )
 
 
-def score_table(table: pa.Table, known: Mapping[str, str], recommender: "Recommender") -> pa.Table:
-    """The input columns untouched, then the rec_ columns (rec_error without its row number)."""
+NUMERIC = ("number", "count", "severity")
+
+
+def score_table(
+    table: pa.Table, known: Mapping[str, str], recommender: "Recommender", decimal: str = "."
+) -> pa.Table:
+    """The input columns untouched, then the rec_ columns (rec_error without its row number).
+
+    `known`: field path -> column name; `decimal`: the numbers' decimal mark in text cells.
+    """
     n = table.num_rows
     malformed = table.column(MALFORMED)
     table = table.drop_columns([MALFORMED])
-    checked = check_columns({path: table.column(col) for path, col in known.items()}, n)
+    fields = {path: table.column(col) for path, col in known.items()}
+    if decimal == ",":
+        for path, column in fields.items():
+            if BY_PATH[path].kind in NUMERIC and pa.types.is_string(column.type):
+                fields[path] = points(column)
+    checked = check_columns(fields, n)
     ok = malformed.is_null().to_numpy(zero_copy_only=False)
     ok[list(checked.errors)] = False
     if ok.all():

@@ -16,7 +16,7 @@ import pyarrow as pa
 from distributed import Client, LocalCluster
 
 from service.batch.columns import OUTPUT, score_table
-from service.batch.reader import MALFORMED, Input, known_columns
+from service.batch.reader import MALFORMED, CsvInput, Input
 from service.batch.score import ordered
 from service.batch.writer import Sink
 from service.core.errors import InvalidInput
@@ -45,10 +45,10 @@ def _read(part: tuple[str, int, int], source: Input) -> pd.DataFrame:
 
 
 def _score(
-    frame: pd.DataFrame, model: ServingModel | None, known: Mapping[str, str]
+    frame: pd.DataFrame, model: ServingModel | None, known: Mapping[str, str], decimal: str
 ) -> pd.DataFrame:
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    return _frame(score_table(table, known, _recommender(model)))
+    return _frame(score_table(table, known, _recommender(model), decimal))
 
 
 def score(
@@ -58,8 +58,11 @@ def score(
     jobs: int,
     scheduler: str | None,
     progress: Any,
+    known: Mapping[str, str],
+    decimal: str = ".",
 ) -> None:
-    """Score `source` into `sink` on the cluster at `scheduler`, else on `jobs` local workers."""
+    """Score `source` into `sink` on the cluster at `scheduler`, else on `jobs` local workers;
+    `known` and `decimal` as for the pandas engine."""
     with contextlib.ExitStack() as stack:
         if scheduler:
             try:
@@ -77,11 +80,13 @@ def score(
         shipped = client.scatter(model, broadcast=True) if model is not None else None
         raw = pa.schema([*source.schema, pa.field(MALFORMED, pa.string())])
         out = pa.schema([*source.schema, *OUTPUT])
-        frames = dd.from_map(_read, source.parts(), source=source, meta=_frame(raw.empty_table()))
+        parts = source.parts()
+        frames = dd.from_map(_read, parts, source=source, meta=_frame(raw.empty_table()))
         scored = frames.map_partitions(
-            _score, shipped, known_columns(source.names), meta=_frame(out.empty_table())
+            _score, shipped, dict(known), decimal, meta=_frame(out.empty_table())
         )
-        for frame in ordered(client.compute, scored.to_delayed(), ahead=2 * jobs):
+        done = ordered(client.compute, scored.to_delayed(), ahead=2 * jobs)
+        for frame, part in zip(done, parts, strict=True):
             table = pa.Table.from_pandas(frame, preserve_index=False)
             sink.write(sink.prepare(table))
-            progress.update(table.num_rows)
+            progress.update(table.num_rows, part[2] if isinstance(source, CsvInput) else None)

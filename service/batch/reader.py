@@ -3,17 +3,20 @@
 Columns are named by position (c0, c1, ...), so odd or repeated header names cannot collide
 while scoring; MALFORMED beside them says why a record could not be read (null when it could).
 A piece is what one worker scores; `parts` and `read` let Dask workers read pieces themselves.
+`size` (bytes of a CSV file, rows of a Parquet one) and `reached` (a piece's end, in bytes, or
+None to count rows) say how far through the file a piece goes, for progress.
 """
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from service.batch.dialect import separator
 from service.batch.records import Piece, header, parse, split
 from service.core.errors import InvalidInput
-from service.core.fields import BY_PATH
 
 PARQUET = (".parquet", ".pq")
 MALFORMED = "__malformed"  # beside the input columns until written
@@ -28,17 +31,20 @@ def internal(n: int) -> list[str]:
 class CsvInput:
     """A CSV file: its header, then its records in pieces that start and end on a record."""
 
-    def __init__(self, path: Path, chunk_rows: int):
+    def __init__(self, path: Path, chunk_rows: int, sep: str | None = None):
         self.path = path
         try:
             with open(path, "rb") as fh:
                 head = fh.read(HEAD_BYTES)
+                self.size = os.fstat(fh.fileno()).st_size
         except OSError as exc:
             raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
         if b"\x00" in head:
             raise InvalidInput(f"{path} is not a CSV file: it holds binary data")
         bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-        self.names, header_end = header(head[bom:], len(head) < HEAD_BYTES, path)
+        self.sep_given = sep is not None
+        self.sep = sep or separator(head[bom:])
+        self.names, header_end = header(head[bom:], len(head) < HEAD_BYTES, path, self.sep)
         self.start = bom + header_end
         per_record = len(head) / max(head.count(b"\n"), 1)
         self.block = int(min(max(chunk_rows * per_record, 1 << 16), 1 << 28))
@@ -54,7 +60,7 @@ class CsvInput:
                 block = fh.read(self.block)
                 eof = len(block) < self.block
                 buf = carry + block
-                end, piece = split(buf, eof, width)
+                end, piece = split(buf, eof, width, self.sep)
                 piece.start, piece.stop = offset, offset + end
                 yield piece
                 offset, carry = offset + end, buf[end:]
@@ -67,8 +73,20 @@ class CsvInput:
 
     def table(self, piece: Piece) -> pa.Table:
         """Parse a piece: every record in order; malformed ones empty, with their reason."""
-        table, reasons = parse(piece, self.schema.names)
+        table, reasons = parse(piece, self.schema.names, self.sep)
         return table.append_column(MALFORMED, reasons)
+
+    def first(self) -> pa.Table:
+        """The records at the start of the file (up to HEAD_BYTES), to see how it is written."""
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            head = fh.read(HEAD_BYTES)
+        eof = self.start + len(head) >= self.size
+        return self.table(split(head, eof, len(self.names), self.sep)[1])
+
+    def reached(self, piece: Piece) -> int:
+        """How far into the file (bytes) a piece ends."""
+        return piece.stop
 
     def read(self, part: tuple[str, int, int]) -> pa.Table:
         """The table of one of `parts()`, read and split again where it lives."""
@@ -76,7 +94,7 @@ class CsvInput:
         with open(path, "rb") as fh:
             fh.seek(start)
             buf = fh.read(stop - start)
-        piece = split(buf, True, len(self.names))[1]
+        piece = split(buf, True, len(self.names), self.sep)[1]
         piece.start, piece.stop = start, stop
         return self.table(piece)
 
@@ -87,12 +105,14 @@ class ParquetInput:
     def __init__(self, path: Path, chunk_rows: int):
         self.path, self.chunk_rows = path, chunk_rows
         try:
-            schema = pq.read_schema(path)
+            metadata = pq.read_metadata(path)
         except OSError as exc:
             raise InvalidInput(f"cannot read {path}: {exc}") from None
         except pa.ArrowInvalid as exc:
             raise InvalidInput(f"{path} is not a Parquet file ({exc})") from None
+        schema = metadata.schema.to_arrow_schema()
         self.names = schema.names
+        self.size = metadata.num_rows  # progress counts rows here
         self.schema = pa.schema(
             [(n, f.type) for n, f in zip(internal(len(schema)), schema, strict=True)]
         )
@@ -110,6 +130,10 @@ class ParquetInput:
         table = table.rename_columns(self.schema.names)
         return table.append_column(MALFORMED, pa.nulls(table.num_rows, pa.string()))
 
+    def reached(self, batch: pa.RecordBatch) -> None:
+        """None: progress counts a Parquet file's rows (`size`)."""
+        return None
+
     def read(self, part: tuple[str, int, int]) -> pa.Table:
         """The table of one of `parts()`."""
         path, group, _ = part
@@ -119,24 +143,13 @@ class ParquetInput:
 Input = CsvInput | ParquetInput
 
 
-def open_input(path: Path, chunk_rows: int) -> Input:
-    """The input by its extension; InvalidInput when it is missing or unusable."""
+def open_input(path: Path, chunk_rows: int, sep: str | None = None) -> Input:
+    """The input by its extension (`sep`: a CSV's separator, else detected); InvalidInput
+    when it is missing or unusable."""
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
-    source = (ParquetInput if path.suffix.lower() in PARQUET else CsvInput)(path, chunk_rows)
-    stripped = [name.strip() for name in source.names]
-    twice = sorted({name for name in stripped if stripped.count(name) > 1})
-    if twice:
-        raise InvalidInput(f"{path}: the header names {', '.join(twice)} more than once")
-    if "footwear.current_drop_mm" not in stripped:
-        raise InvalidInput(f"{path}: no footwear.current_drop_mm column (is it a CSV of requests?)")
-    return source
-
-
-def known_columns(names: list[str]) -> dict[str, str]:
-    """Field path -> internal column name, for the header names that are request fields."""
-    return {
-        name.strip(): col
-        for name, col in zip(names, internal(len(names)), strict=True)
-        if name.strip() in BY_PATH
-    }
+    if path.suffix.lower() in PARQUET:
+        if sep is not None:
+            raise InvalidInput("--sep is for CSV input; a Parquet file has no separator")
+        return ParquetInput(path, chunk_rows)
+    return CsvInput(path, chunk_rows, sep)

@@ -6,6 +6,7 @@ unclosed quote costs one line, not the rest of the file (docs/batch.md, "Nothing
 """
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -21,9 +22,15 @@ from service.core.errors import InvalidInput
 BROKEN_QUOTES = "broken quoting: quotes must enclose a whole value and be closed"
 MAX_RECORD_BYTES = 1 << 20  # a record with a quoted line break is broken beyond this
 WINDOW = 1 << 12  # bytes scanned at first after a restart; doubles while records are clean
-QUOTE, COMMA, LF, CR = b'"'[0], b","[0], b"\n"[0], b"\r"[0]
-_DELIMITS = np.zeros(256, dtype=bool)  # what may stand next to a quote that opens or closes
-_DELIMITS[[QUOTE, COMMA, LF, CR]] = True
+QUOTE, LF, CR = b'"'[0], b"\n"[0], b"\r"[0]
+
+
+@functools.cache
+def _delimits(sep: str) -> np.ndarray:
+    """What may stand next to a quote that opens or closes a value."""
+    table = np.zeros(256, dtype=bool)
+    table[[QUOTE, ord(sep), LF, CR]] = True
+    return table
 
 
 @dataclass
@@ -40,15 +47,15 @@ class Piece:
     stop: int = 0
 
 
-def split(buf: bytes, eof: bool, width: int) -> tuple[int, Piece]:
+def split(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Piece]:
     """How much of `buf` (which starts a record) is whole records, and those records."""
     if b'"' not in buf:  # the common case: every line break ends a record
         end = len(buf) if eof else max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
         return end, Piece(buf[:end], np.zeros(0, dtype=np.int64))
-    return _split_quoted(buf, eof, width)
+    return _split_quoted(buf, eof, width, sep)
 
 
-def _split_quoted(buf: bytes, eof: bool, width: int) -> tuple[int, Piece]:
+def _split_quoted(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Piece]:
     """Records by quote parity, RFC 4180 strictly: a quote opens or closes a whole value.
 
     A record breaking that rule is cut out as broken. If it spans lines (or has the wrong number
@@ -61,8 +68,9 @@ def _split_quoted(buf: bytes, eof: bool, width: int) -> tuple[int, Piece]:
     cr = np.flatnonzero(a == CR)
     bare_cr = cr[(cr + 1 == size) | (a[np.minimum(cr + 1, size - 1)] != LF)]
     term = np.union1d(np.flatnonzero(a == LF), bare_cr)
-    opens_ok = (q == 0) | _DELIMITS[a[np.maximum(q - 1, 0)]]
-    closes_ok = (q + 1 == size) | _DELIMITS[a[np.minimum(q + 1, size - 1)]]
+    delimits = _delimits(sep)
+    opens_ok = (q == 0) | delimits[a[np.maximum(q - 1, 0)]]
+    closes_ok = (q + 1 == size) | delimits[a[np.minimum(q + 1, size - 1)]]
     starts: list[np.ndarray] = []
     stops: list[np.ndarray] = []
     cut: list[np.ndarray] = []
@@ -89,7 +97,7 @@ def _split_quoted(buf: bytes, eof: bool, width: int) -> tuple[int, Piece]:
         multi[_owner(ends, inner)] = True
         for k in np.flatnonzero(multi & ~bad):
             too_long = ends[k] - begins[k] > MAX_RECORD_BYTES
-            bad[k] = too_long or _fields(a, qs, int(begins[k]), int(ends[k])) != width
+            bad[k] = too_long or _fields(a, qs, int(begins[k]), int(ends[k]), sep) != width
         tail = int(ends[-1]) if len(ends) else pos
         cut_at = None
         if (bad & multi).any():
@@ -121,10 +129,10 @@ def _owner(ends: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return owner[owner < len(ends)]
 
 
-def _fields(a: np.ndarray, quotes: np.ndarray, start: int, stop: int) -> int:
-    """Fields in one record: commas outside quotes, plus one."""
-    commas = np.flatnonzero(a[start:stop] == COMMA) + start
-    return int((np.searchsorted(quotes, commas) % 2 == 0).sum()) + 1
+def _fields(a: np.ndarray, quotes: np.ndarray, start: int, stop: int, sep: str) -> int:
+    """Fields in one record: separators outside quotes, plus one."""
+    seps = np.flatnonzero(a[start:stop] == ord(sep)) + start
+    return int((np.searchsorted(quotes, seps) % 2 == 0).sum()) + 1
 
 
 def _piece(
@@ -141,31 +149,31 @@ def _piece(
     return Piece(data, counted[broken])
 
 
-def header(buf: bytes, eof: bool, path: Path) -> tuple[list[str], int]:
+def header(buf: bytes, eof: bool, path: Path, sep: str) -> tuple[list[str], int]:
     """The column names and the offset where records start; InvalidInput if there are none."""
     pos = 0
     for match in re.finditer(rb"\r\n|\n|\r", buf):
         if buf.count(b'"', pos, match.start()) % 2:
             continue  # a line break inside a quoted name
         if match.start() > pos:
-            return _names(buf[pos : match.start()], path), match.end()
+            return _names(buf[pos : match.start()], path, sep), match.end()
         pos = match.end()
     if eof and pos < len(buf):
-        return _names(buf[pos:], path), len(buf)
+        return _names(buf[pos:], path, sep), len(buf)
     raise InvalidInput(f"{path} is not a CSV file: it has no header line")
 
 
-def _names(line: bytes, path: Path) -> list[str]:
+def _names(line: bytes, path: Path, sep: str) -> list[str]:
     try:
         text = line.decode("utf-8")
-        return next(csv.reader(io.StringIO(text, newline=""), strict=True))
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True))
     except UnicodeDecodeError:
         raise InvalidInput(f"{path} is not UTF-8 text; save it as CSV UTF-8") from None
     except csv.Error as exc:
         raise InvalidInput(f"{path} is not a CSV file: its header is malformed ({exc})") from None
 
 
-def parse(piece: Piece, names: list[str]) -> tuple[pa.Table, pa.Array]:
+def parse(piece: Piece, names: list[str], sep: str) -> tuple[pa.Table, pa.Array]:
     """A piece's records, in order, as text columns named `names`, and why each record could
     not be read (null when it could; an unreadable record's cells are null)."""
     try:
@@ -189,7 +197,9 @@ def parse(piece: Piece, names: list[str]) -> tuple[pa.Table, pa.Array]:
             read_options=pacsv.ReadOptions(
                 column_names=names, use_threads=False, block_size=max(len(piece.data), 1 << 16)
             ),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=skip),
+            parse_options=pacsv.ParseOptions(
+                delimiter=sep, newlines_in_values=True, invalid_row_handler=skip
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string()),
                 strings_can_be_null=False,

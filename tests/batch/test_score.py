@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from service import cli
 from service.batch import columns as batch_columns
+from service.batch import headers
 from service.batch import reader as batch_input
 from service.batch import records as csv_records
 from service.batch import score as batch
@@ -286,7 +287,8 @@ def test_every_record_gets_one_row_in_order_and_bad_ones_say_which_row_and_why(
     sink = batch_output.Sink(sink_path, sink_path, source.names, source.schema)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(csv_records, "WINDOW", 64)  # and quoted records scanned in small windows
-        batch.score_local(source, Recommender(model=None), sink, 2, _Quiet())
+        known = {path: f"c{i}" for path, i in headers.match(source.names).known.items()}
+        batch.score_local(source, Recommender(model=None), sink, 2, _Quiet(), known)
     sink.close()
     out = rows(sink_path)
     assert len(out) == len(kinds)
@@ -301,7 +303,7 @@ def test_every_record_gets_one_row_in_order_and_bad_ones_say_which_row_and_why(
 
 
 class _Quiet:
-    def update(self, n: int) -> None:
+    def update(self, n: int, reached: int | None = None) -> None:
         pass
 
 
@@ -381,8 +383,8 @@ def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path, no_mod
         (b"foot\xfcwear.current_drop_mm\n8\n", "not UTF-8"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary"),
         (b"", "no header"),
-        (b'{"footwear": {"current_drop_mm": 8}}\n', "no footwear.current_drop_mm column"),
-        (b"client_ref,age\nx,1\n", "no footwear.current_drop_mm column"),
+        (b'{"footwear": {"current_drop_mm": 8}}\n', "no column for footwear.current_drop_mm"),
+        (b"client_ref,age\nx,1\n", "no column for footwear.current_drop_mm"),
         (b"footwear.current_drop_mm,footwear.current_drop_mm\n8,9\n", "more than once"),
     ],
     ids=["latin1-row", "utf16", "latin1-header", "png", "empty", "json", "no-drop", "twice"],
