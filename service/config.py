@@ -83,9 +83,6 @@ class Config:
     key_cache_seconds: float = field(
         default_factory=lambda: float(_env("HEELDROP_KEY_CACHE_SECONDS", "5"))
     )
-    proxies: int = field(  # trusted proxies in front, whose X-Forwarded-For/-Proto count
-        default_factory=lambda: int(_env("HEELDROP_PROXIES", "0"))
-    )
 
     def sources(self, models: bool, database: bool) -> list[str]:
         """Which models folder and database a command uses, one line each, for its stderr."""
