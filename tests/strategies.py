@@ -1,6 +1,6 @@
 """Hypothesis strategies for heeldrop requests, built from the one field table.
 
-`requests()` draws valid SPEC requests: any subset of the optional groups and fields, numbers
+`requests()` draws valid requests: any subset of the optional groups and fields, numbers
 inside their ranges (whole numbers for severities and counts), enums from their choices.
 `invalid_values(field)` draws JSON values the schema must refuse for that field, and
 `invalid_cells(field)` draws CSV cell texts the columnar validator must refuse.
@@ -33,7 +33,7 @@ def client_refs() -> st.SearchStrategy[str]:
 
 
 def valid_values(field: Field) -> st.SearchStrategy[Any]:
-    """Any value the SPEC accepts for `field`."""
+    """Any value the API accepts for `field`."""
     if field.kind == "number":
         return st.one_of(
             st.integers(math.ceil(field.lo), math.floor(field.hi)),
@@ -84,7 +84,7 @@ def _within_30_mm(request: dict[str, Any]) -> dict[str, Any]:
 _REQUESTS = _node(TREE, top=True).map(_within_30_mm)
 
 
-# Red flags (RULES.md HD001-HD003) and values that keep them quiet: about half the drawn requests
+# Red flags (HD001-HD003) and values that keep them quiet: about half the drawn requests
 # have none, so the answers that change the drop are explored as much as the referrals.
 CALM = {
     "history.can_walk_four_steps": True,
@@ -119,7 +119,7 @@ _LOW = st.builds(_low_drop, _REQUESTS.map(calm), st.one_of(st.integers(0, 7), st
 
 
 def requests() -> st.SearchStrategy[dict[str, Any]]:
-    """Valid SPEC requests (nested dicts, as JSON would give them).
+    """Valid requests (nested dicts, as JSON would give them).
 
     A third as drawn, a third without red flags, a third also in low-drop shoes with no insert
     (where raising and stepping back up happen).

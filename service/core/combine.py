@@ -23,7 +23,7 @@ from service.core.rules import STAGES, Rule
 DIRECTIONS = ("keep", "lower_gradually", "raise", "step_back_up")
 URGENCY = ("", "soon", "today")
 RULES_ONLY_CONFIDENCE = 0.5  # no model: a coin's confidence in the rules' least-change band
-REFERRAL_CONFIDENCE = 0.5  # RULES.md step 1
+REFERRAL_CONFIDENCE = 0.5  # docs/rules.md, the referral stage
 DEFAULT_PACE_WEEKS = 4  # one step's weeks when keeping or raising; also the retest interval
 MAX_DROP = 30.0  # the highest drop an interval allows (and an effective drop may be)
 KEEP, LOWER, RAISE, STEP_BACK_UP = range(len(DIRECTIONS))

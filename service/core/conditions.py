@@ -1,6 +1,6 @@
 """A small expression language for rule conditions and bounds, evaluated with numpy.
 
-Conditions read like RULES.md (`ktw_min < 6 and restriction_felt in ("front", "both")`) and are
+Conditions read like docs/rules.md (`ktw_min < 6 and restriction_felt in ("front", "both")`) and are
 checked against the typed rule context when the rules load, so a rule naming an unknown value
 or an enum option that does not exist fails at start-up, not on a request. An enum (a "text")
 compares only with its options, by == != in and not in, and compiles to a comparison of its code

@@ -80,7 +80,7 @@ def effect(rule: Rule, d: Decisions, i: int) -> str:
 
 
 def render(d: Decisions, model: ServingModel | None) -> list[dict[str, Any]]:
-    """The SPEC responses for every row, without their request ids and client refs."""
+    """The API's responses for every row, without their request ids and client refs."""
     texts = Texts()
     said = messages(d, texts)
     learned_from = trained_on(model)

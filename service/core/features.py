@@ -1,4 +1,4 @@
-"""Derived values (RULES.md) and the classifier's inputs, from columns, vectorised.
+"""Derived values (docs/rules.md) and the classifier's inputs, from columns, vectorised.
 
 Training and serving both call `features`, so the model never sees a column the server cannot
 build.
@@ -46,8 +46,8 @@ _NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text
 
 
 def derive(cols: Columns) -> dict[str, np.ndarray]:
-    """The rule context: every field by its short name, plus RULES.md's derived values: the
-    severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
+    """The rule context: every field by its short name, plus the derived values of docs/rules.md:
+    the severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
     side (from the lunge angle when not measured, less a shoe's heel, never below 0),
     `ktw_min`, `ktw_max`, `ktw_asym` and the `stiffer_side` (when they differ by 2 cm or more),
     `pain_max` (the largest pain; calf tightness is not pain), and the flags `pain3`, `runs`,

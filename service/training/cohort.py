@@ -1,4 +1,4 @@
-"""Seeded simulated cohort (DOMAIN.md §9): people, their shoes and the drop band that worked.
+"""Seeded simulated cohort (docs/cohort.md): people, their shoes and the drop band that worked.
 
 No public data set links mobility, symptoms and footwear to outcomes, so the first classifier is
 trained on this generator. Every distribution and effect, and which are sourced, is in
@@ -20,7 +20,7 @@ from service.core.fields import FIELDS
 from service.files import atomic_path
 
 BANDS = ("zero", "low", "moderate", "high", "lift")
-EDGES = np.array([0, 3, 7, 11, 15, 31])  # band b is EDGES[b] .. EDGES[b + 1] - 1 mm (DOMAIN §7)
+EDGES = np.array([0, 3, 7, 11, 15, 31])  # band b: EDGES[b]..EDGES[b + 1] - 1 mm (docs/evidence.md)
 SEXES = ("female", "male", "other", "unspecified")
 PRIMARY = ("running", "walking", "standing_work", "weightlifting", "court_sports", "general")
 # fmt: off

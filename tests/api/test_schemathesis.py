@@ -13,8 +13,8 @@ conformance, positive_data_acceptance, negative_data_rejection, missing_required
 unsupported_method, allow_header_conformance, ignored_auth, ...). Generation is deterministic
 (Hypothesis' derandomize), so a failure reproduces run after run.
 
-The hooks module leaves out bodies whose effective drop (shoe plus insert) is over 30 mm: SPEC
-refuses them with a 422 that JSON Schema cannot express.
+The hooks module leaves out bodies whose effective drop (shoe plus insert) is over 30 mm: the
+API refuses them with a 422 that JSON Schema cannot express.
 
 Error feedback is off: it reads the field paths of our 422 answers
 (`{"errors": {"person.age_years": [...]}}`) as property names, adds `"person.age_years"` keys

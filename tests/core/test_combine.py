@@ -1,5 +1,6 @@
-"""RULES.md's combining steps: referral, allowed interval, chosen band, small changes, direction,
-plan, confidence and the model's view; over whole columns as well as one request."""
+"""The rules' combining steps (docs/rules.md): referral, allowed interval, chosen band, small
+changes, direction, plan, confidence and the model's view; over whole columns as well as one
+request."""
 
 import dataclasses
 import itertools

@@ -1,5 +1,5 @@
-"""The faults the clinical review of the rules' version 1 found (RULES.md, "What changed in
-version 2"), one test each, named for the fault, on the answer a careful clinician would give."""
+"""The faults the clinical review of the rules' version 1 found (the rule table's changes in
+version 2), one test each, named for the fault, on the answer a careful clinician would give."""
 
 import re
 

@@ -31,7 +31,7 @@ def _band(drop: float) -> int:
 
 
 def reference(request: dict) -> dict[str, float]:
-    """Every feature of one request, from DOMAIN.md's definitions, one value at a time."""
+    """Every feature of one request, from the definitions in docs/rules.md, one value at a time."""
     sev = {s: _nan_max(_num(request, f"symptoms.{s}"), 0.0) for s in SEVERITIES}
     current = _num(request, "footwear.current_drop_mm") + _nan_max(
         _num(request, "footwear.heel_insert_mm"), 0.0

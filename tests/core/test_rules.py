@@ -1,4 +1,4 @@
-"""Every rule of the catalogue fires where RULES.md says and stays silent just past its boundary.
+"""Every rule of the catalogue fires where docs/rules.md says and stays silent past its boundary.
 
 Each case is a pair of requests either side of one threshold, answered by the rules alone, so
 the range, direction, plan and confidence are deterministic. Loader tests check that a broken

@@ -1,4 +1,4 @@
-"""The request schema refuses what SPEC refuses, keyed by field path."""
+"""The request schema refuses what the API refuses, keyed by field path."""
 
 import json
 import math

@@ -15,7 +15,7 @@ CASES = load_cases()
 
 SEVERITY = ("int", 0, 10)
 SIDES = {"left": ("num", 0, 25), "right": ("num", 0, 25)}
-# The request of SPEC.md: (kind, low, high) numbers, frozenset enums, bool, nested dicts.
+# The request (docs/fields.md): (kind, low, high) numbers, frozenset enums, bool, nested dicts.
 SPEC_REQUEST: dict[str, Any] = {
     "person": {
         "age_years": ("num", 8, 100),
@@ -72,7 +72,7 @@ SPEC_REQUEST: dict[str, Any] = {
         "tighter_with_knee": frozenset({"straight", "bent", "same", "unknown"}),
     },
 }
-RULE_IDS = frozenset(rule.id for rule in load_rules())  # RULES.md's catalogue and HD046
+RULE_IDS = frozenset(rule.id for rule in load_rules())  # HD046, the project's own, included
 BANDS = frozenset({"zero", "low", "moderate", "high", "lift"})
 DIRECTIONS = frozenset({"keep", "lower_gradually", "raise", "step_back_up"})
 
@@ -99,7 +99,7 @@ def spec_errors(value: Any, spec: Any, path: str) -> list[str]:
 
 
 def request_errors(request: Any) -> list[str]:
-    """SPEC violations of a whole request."""
+    """Contract violations of a whole request."""
     if not isinstance(request, dict):
         return ["request: not an object"]
     errors = []

@@ -1,4 +1,4 @@
-"""The simulated cohort: reproducible, valid per SPEC, and encoding the documented effects."""
+"""The simulated cohort: reproducible, valid requests, and encoding the documented effects."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ INTEGERS = (
     *(f"symptoms.{k}" for k in SEVERITIES), "history.ankle_sprains_past_2_years",
     "footwear.current_drop_mm", "outcome_drop_mm",
 )  # fmt: skip
-# Every request field path of SPEC.md, in SPEC order, between client_ref and the outcome.
+# Every request field path, in the contract's order, between client_ref and the outcome.
 COLUMNS = ["client_ref", "person.age_years", "person.body_mass_kg", "person.sex",
            "footwear.current_drop_mm", "footwear.heel_insert_mm", "footwear.current_stack_mm",
            "footwear.current_type", "footwear.weeks_in_current_drop", "footwear.previous_drop_mm",
@@ -74,12 +74,12 @@ COLUMNS = ["client_ref", "person.age_years", "person.body_mass_kg", "person.sex"
 
 
 def band_of(mm: pd.Series) -> pd.Series:
-    """The band name of each drop in mm (DOMAIN §7)."""
+    """The band name of each drop in mm (docs/evidence.md)."""
     return pd.Series(np.array(BANDS)[np.searchsorted(EDGES, mm, side="right") - 1], mm.index)
 
 
 def derived(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the derived values of RULES.md, the way the rules would see them."""
+    """Add the derived values of docs/rules.md, the way the rules would see them."""
     fill = {c: 0 for c in df.columns if c.startswith("symptoms.") and c[9:] in SEVERITIES}
     df = df.fillna(fill)
     current = df["footwear.current_drop_mm"] + df["footwear.heel_insert_mm"].fillna(0)
