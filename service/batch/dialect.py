@@ -5,11 +5,14 @@ where it is a comma (most of Europe); tab-separated text comes from copying cell
 line says the separator (field names hold none); the numbers of the first records say the mark.
 """
 
+import csv
 import re
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from service.batch import headers
 
 SEPARATORS = (",", ";", "\t")  # by preference when a header holds as many of two
 DECIMALS = (".", ",")
@@ -35,14 +38,22 @@ class Dialect:
 
 
 def separator(head: bytes) -> str:
-    """The separator of the header line at the start of `head` (`,` when it names one column)."""
-    counts = dict.fromkeys(SEPARATORS, 0)
-    text = head.decode("utf-8", "replace")
-    line = re.match(r'(?:[^"\r\n]|"[^"]*")*', text.lstrip("\r\n"))
-    for char in re.sub(r'"[^"]*"', "", line[0] if line else ""):
-        if char in counts:
-            counts[char] += 1
-    return max(SEPARATORS, key=lambda sep: (counts[sep], -SEPARATORS.index(sep)))
+    """The separator of the header line at the start of `head`: the one that splits it into the
+    most names of fields (labels may hold a comma: "Knee to wall, left"), then into the most
+    names; `,` for a header of one name."""
+    text = head.decode("utf-8", "replace").lstrip("\r\n")
+    line = re.match(r'(?:[^"\r\n]|"[^"]*")*', text)
+    line_text = line[0] if line else ""
+
+    def score(sep: str) -> tuple[int, int, int]:
+        try:
+            names = next(csv.reader([line_text], delimiter=sep), [])
+        except csv.Error:
+            names = []
+        known = sum(1 for name in names if headers.field_of(name))
+        return known, len(names), -SEPARATORS.index(sep)
+
+    return max(SEPARATORS, key=score)
 
 
 def decimal_mark(cells: list[pa.Array]) -> str:

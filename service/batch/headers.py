@@ -37,13 +37,17 @@ CLOSE = 0.8  # difflib ratio from which an unmatched header looks like a field's
 def normal(text: str) -> str:
     """A header as compared: words in lower case, any punctuation a single space, sides spelt out.
 
-    "Knee-to-wall, L (cm)", "knee_to_wall_L_cm" and "KneeToWall L cm" all give
-    "knee to wall left cm".
+    "Knee-to-wall, L (cm)" and "knee_to_wall_L_cm" both give "knee to wall left cm".
     """
     text = unicodedata.normalize("NFKC", text.replace("\ufeff", ""))
-    text = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)  # camelCase
     words = re.findall(r"[^\W_]+", text.casefold())
     return " ".join(SIDES.get(word, word) for word in words)
+
+
+def _camel(text: str) -> str:
+    """A camelCase header's words apart ("currentDropMm": "current Drop Mm"), tried second, as
+    capitals typed at random ("client reF") are not word breaks."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", text)
 
 
 def _forms(f: Field) -> set[str]:
@@ -69,6 +73,14 @@ NAMES = _names()
 _KEY_WORDS = {  # a label's words that say what it is, for labels of two or more of them
     f.path: words for f in FIELDS if len(words := set(normal(f.label).split()) - MINOR_WORDS) >= 2
 }
+
+
+def field_of(name: str) -> str | None:
+    """The field a header names by path or by a spelling of its name, if any (no mapping)."""
+    path = name.strip()
+    if path in BY_PATH:
+        return path
+    return NAMES.get(normal(name)) or NAMES.get(normal(_camel(name)))
 
 
 def typed(f: Field) -> str:
@@ -155,12 +167,7 @@ def match(names: list[str], mapping: dict[str, str] | None = None) -> Header:
         raise InvalidInput(f"the header names {', '.join(map(repr, twice))} more than once")
     for i, name in enumerate(names):
         text = normal(name)
-        if text in mapped:
-            path = mapped[text]
-        elif name.strip() in BY_PATH:
-            path = name.strip()
-        else:
-            path = NAMES.get(text, "")
+        path = mapped[text] if text in mapped else field_of(name) or ""
         if not path:
             header.unknown.append(name)
             if text not in mapped and (like := resembles(name)):

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import re
 import signal
 import struct
 import subprocess
@@ -51,9 +52,9 @@ def score(src: Path, models: Path, *extra: str, out: Path | None = None) -> tupl
     return code, err.getvalue()
 
 
-def rows(path: Path) -> list[dict[str, str]]:
+def rows(path: Path, sep: str = ",") -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        return list(csv.DictReader(fh, delimiter=sep))
 
 
 @pytest.fixture(scope="module")
@@ -527,3 +528,174 @@ def test_out_equal_to_in_is_refused_and_the_input_kept(tmp_path, no_models):
         code, err = score(src, no_models, "--rules-only", out=out)
         assert code == 2 and "OUT is IN" in err
     assert src.read_text() == "footwear.current_drop_mm\n8\n"
+
+
+# --- customer files as shops have them --------------------------------------------------------
+
+
+def respell(src: Path, dst: Path, sep: str = ",", mark: str = ".", labels: bool = False) -> None:
+    """`src` as another shop writes it: headers as labels typed with units ("Current drop (mm)",
+    mixed case), the separator `sep`, numbers with the decimal `mark`."""
+    with open(src, newline="", encoding="utf-8") as fh:
+        table = list(csv.reader(fh))
+    names = table[0]
+    if labels:
+        names = [
+            (headers.typed(BY_PATH[n]).upper() if i % 3 == 0 else headers.typed(BY_PATH[n]))
+            if n in BY_PATH else n
+            for i, n in enumerate(names)
+        ]  # fmt: skip
+    numeric = [i for i, n in enumerate(table[0]) if n in BY_PATH and BY_PATH[n].kind == "number"]
+    for row in table[1:]:
+        for i in numeric:
+            row[i] = row[i].replace(".", mark)
+    with open(dst, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, delimiter=sep).writerows([names, *table[1:]])
+
+
+def decided(path: Path) -> list[list[str]]:
+    return [[r[k] for k in batch_columns.OUTPUT.names] for r in rows(path)]
+
+
+def test_typed_headers_give_the_same_answers_as_field_paths(models, cohort_csv, tmp_path):
+    """The issue's K1001: "Current drop (mm)" and the other columns typed as labels are read,
+    not passed through: every answer equals the canonical file's."""
+    typed = tmp_path / "typed.csv"
+    respell(cohort_csv, typed, labels=True)
+    assert typed.read_text().startswith("CLIENT REFERENCE,Age (years),Body mass (kg),SEX,")
+    assert score(cohort_csv, models, out=tmp_path / "a.csv")[0] == 0
+    code, err = score(typed, models, out=tmp_path / "b.csv")
+    assert code == 0
+    assert "'Current drop (mm)' as footwear.current_drop_mm" in err
+    assert "unknown columns passed through untouched: outcome_band, outcome_drop_mm" in err
+    assert decided(tmp_path / "b.csv") == decided(tmp_path / "a.csv")
+    assert sum(r["rec_status"] == "ok" for r in rows(tmp_path / "b.csv")) == 4000
+
+
+@pytest.mark.parametrize(("sep", "mark"), [(";", ","), ("\t", "."), ("\t", ",")])
+def test_european_exports_are_detected_and_answer_as_the_comma_file(
+    sep, mark, models, cohort_csv, tmp_path
+):
+    shop = tmp_path / "shop.csv"
+    respell(cohort_csv, shop, sep, mark, labels=True)
+    assert score(cohort_csv, models, out=tmp_path / "a.csv")[0] == 0
+    code, err = score(shop, models, out=tmp_path / "b.csv")
+    shown = {";": "';'", "\t": "tab"}[sep]
+    assert f"separator {shown} (detected), decimal {'comma' if mark == ',' else 'point'} " \
+           "(detected)" in err  # fmt: skip
+    assert code == 0
+    out = rows(tmp_path / "b.csv", sep)  # written as it came
+    assert [[r[k] for k in batch_columns.OUTPUT.names if k != "rec_confidence"] for r in out] == [
+        row[:6] + row[7:] for row in decided(tmp_path / "a.csv")
+    ]
+    confidence = [r["rec_confidence"] for r in out]
+    assert confidence == [r["rec_confidence"].replace(".", mark) for r in rows(tmp_path / "a.csv")]
+
+
+def test_sep_and_decimal_given_override_detection(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("footwear.current_drop_mm;person.body_mass_kg\n8;70,5\n")
+    code, err = score(src, no_models, "--rules-only", "--decimal", ".")
+    assert code == 0 and "separator ';' (detected), decimal point (given)" in err
+    [row] = rows(tmp_path / "in.out.csv", sep=";")
+    assert "person.body_mass_kg must be a number" in row["rec_error"]
+    one = tmp_path / "one.csv"  # one column: nothing in its header to detect a separator from
+    one.write_text("Current drop (mm)\n7,5\n")
+    code, err = score(one, no_models, "--rules-only", "--sep", ";", "--decimal", ",")
+    assert code == 0 and "separator ';' (given), decimal comma (given)" in err
+    assert rows(tmp_path / "one.out.csv", sep=";")[0]["rec_status"] == "ok"
+
+
+@pytest.mark.parametrize("option", [("--sep", "|"), ("--decimal", ";")])
+def test_an_unsupported_separator_or_mark_is_a_usage_error(option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.parser().parse_args(["score", "in.csv", "-o", "out.csv", *option])
+    assert done.value.code == 2 and option[0] in capsys.readouterr().err
+
+
+def test_a_missing_drop_column_lists_the_expected_headers(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Customer,Drop,Achilles pain\nK1001,8,2\n")
+    code, err = score(src, no_models, "--rules-only")
+    assert code == 2
+    assert "no column for footwear.current_drop_mm (Current drop (mm))" in err
+    assert re.search(r"\n  mobility.knee_to_wall_cm.left +or  Knee to wall, left \(cm\)\n", err)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+def test_a_column_like_a_field_is_refused_unless_allow_unknown(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Customer,Current drop (mm),Achilles pian,Notes\nK1001,8,6,x\n")
+    code, err = score(src, no_models, "--rules-only")
+    assert code == 2
+    assert "'Achilles pian' looks like symptoms.achilles_pain (Achilles pain (/10))" in err
+    assert re.search(r"footwear.current_drop_mm +or  Current drop \(mm\)  \(required\)", err)
+    assert not (tmp_path / "in.out.csv").exists()
+    code, err = score(src, no_models, "--rules-only", "--allow-unknown")
+    assert code == 0
+    assert "passed through unread though they look like fields: 'Achilles pian'" in err
+    [row] = rows(tmp_path / "in.out.csv")
+    assert (row["Achilles pian"], row["Notes"], row["rec_status"]) == ("6", "x", "ok")
+
+
+def test_a_column_map_names_the_columns_and_a_bad_one_is_refused(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("Kunde,Sprengung,Achillessehne\nK1001,8,6\n")
+    (tmp_path / "map.toml").write_text(
+        '"Sprengung" = "footwear.current_drop_mm"\n"Achillessehne" = "symptoms.achilles_pain"\n'
+    )
+    code, err = score(src, no_models, "--rules-only", "--columns", str(tmp_path / "map.toml"))
+    assert code == 0 and "'Sprengung' as footwear.current_drop_mm" in err
+    [row] = rows(tmp_path / "in.out.csv")
+    mapped, plain = row["rec_summary"], tmp_path / "plain.csv"
+    plain.write_text("footwear.current_drop_mm,symptoms.achilles_pain\n8,6\n")
+    assert score(plain, no_models, "--rules-only")[0] == 0
+    assert rows(tmp_path / "plain.out.csv")[0]["rec_summary"] == mapped
+    (tmp_path / "bad.toml").write_text('"Sprengung" = "footwear.drop"\n')
+    code, err = score(src, no_models, "--rules-only", "--columns", str(tmp_path / "bad.toml"))
+    assert code == 2 and "'footwear.drop', which is no field" in err
+
+
+def test_excel_output_has_a_byte_order_mark_and_crlf_line_ends(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text('footwear.current_drop_mm,client_ref\n8,"a\nb"\n9,é\n')
+    assert score(src, no_models, "--rules-only", "--excel", out=tmp_path / "x.csv")[0] == 0
+    assert score(src, no_models, "--rules-only", out=tmp_path / "plain.csv")[0] == 0
+    excel, plain = (tmp_path / "x.csv").read_bytes(), (tmp_path / "plain.csv").read_bytes()
+    assert excel.startswith(b'\xef\xbb\xbf"footwear.current_drop_mm"')
+    assert excel.count(b"\r\n") == 3 and excel.endswith(b"\r\n")
+    assert b'"a\nb"' in excel  # a line break inside a value stays as it was
+    assert not plain.startswith(b"\xef\xbb\xbf") and b"\r\n" not in plain
+    assert excel[3:].replace(b"\r\n", b"\n") == plain
+
+
+def test_a_phone_number_passes_through_as_data_and_a_formula_is_defused(no_models, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("footwear.current_drop_mm,Phone,Notes\n8,+49 170 1234567,=1+1\n")
+    assert score(src, no_models, "--rules-only")[0] == 0
+    [row] = rows(tmp_path / "in.out.csv")
+    assert (row["Phone"], row["Notes"]) == ("+49 170 1234567", "'=1+1")
+
+
+PROGRESS = re.compile(
+    r"heeldrop score: [\d,]+ rows, [\d,]+ rows/s(, (\d+)% read, about \d+ (s|min|h \d+ min) left)?"
+)
+
+
+def test_a_run_without_a_terminal_logs_progress_lines_with_the_share_read(tmp_path, no_models):
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "footwear.current_drop_mm,Notes\n" + "8,a note of some forty characters or so\n" * 30_000
+    )
+    cmd = [sys.executable, "-m", "service.cli", "score", str(src), "-o", str(tmp_path / "o.csv"),
+           "--rules-only", "--chunk-rows", "5000", "--jobs", "1",
+           "--progress-every", "0"]  # fmt: skip
+    env = os.environ | {"HEELDROP_MODELS_DIR": str(no_models)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    lines = [line for line in done.stderr.splitlines() if line.endswith(("left", "rows/s"))]
+    assert len(lines) >= 3 and all(PROGRESS.fullmatch(line) for line in lines), done.stderr
+    counts = [int(PROGRESS.fullmatch(line)[0].split()[2].replace(",", "")) for line in lines]
+    assert counts == sorted(counts) and counts[-1] == 30_000
+    shares = [int(m[2]) for line in lines if (m := PROGRESS.fullmatch(line)) and m[2]]
+    assert shares and shares == sorted(shares) and all(0 < s < 100 for s in shares)
+    assert done.stderr.splitlines()[-1] == "30000 rows: 30000 ok, 0 errors"
