@@ -307,3 +307,131 @@ def test_atomic_writes_respect_the_umask_and_keep_a_files_mode(tmp_path, umask):
     assert stat.S_IMODE(os.stat(tmp_path / "new.csv").st_mode) == 0o666 & ~umask
     assert stat.S_IMODE(os.stat(tmp_path / "kept.csv").st_mode) == 0o600
     assert (tmp_path / "kept.csv").read_text() == "new"
+
+
+# --- which models folder and database, wherever the command runs -------------------------------
+
+
+@pytest.fixture
+def elsewhere(tmp_path, monkeypatch):
+    """Run from a directory outside the checkout with neither variable set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HEELDROP_MODELS_DIR", raising=False)
+    monkeypatch.delenv("HEELDROP_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def test_a_database_command_says_which_database_and_that_it_is_new(elsewhere, capsys):
+    code, out, err = run(capsys, "keys", "list")
+    assert code == 0 and out == ""
+    assert err.splitlines()[0] == (
+        f"heeldrop: database sqlite:///{elsewhere}/instance/heeldrop.db (the default, "
+        "instance/heeldrop.db in the current directory; HEELDROP_DATABASE_URL sets another; "
+        "a new file)"
+    )
+    assert (elsewhere / "instance" / "heeldrop.db").exists()
+    _, _, err = run(capsys, "keys", "list")
+    assert "a new file" not in err and f"sqlite:///{elsewhere}/instance/heeldrop.db" in err
+
+
+def test_recommend_says_which_models_folder_on_stderr_and_keeps_stdout_json(
+    elsewhere, registry, capsys, monkeypatch
+):
+    (elsewhere / "here").symlink_to(registry.root.parent)
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", "here")  # relative: made absolute, and said
+    code, out, err = run(capsys, "recommend", "-", stdin=json.dumps(REQUEST),
+                         monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 0 and json.loads(out)["degraded"] is False
+    assert err.splitlines() == [f"heeldrop: models folder {elsewhere}/here (HEELDROP_MODELS_DIR)"]
+
+
+def test_the_default_models_folder_is_named_with_where_it_comes_from(elsewhere, capsys):
+    src = elsewhere / "in.csv"
+    src.write_text("footwear.current_drop_mm\n8\n")
+    code, _, err = run(capsys, "score", str(src), "-o", str(elsewhere / "out.csv"))
+    assert code == 2
+    assert err.splitlines()[0] == (
+        f"heeldrop: models folder {elsewhere}/models (the default, models/ in the current "
+        "directory; HEELDROP_MODELS_DIR sets another)"
+    )
+    assert f"no champion model in {elsewhere}/models" in err and "--rules-only" in err
+    code, _, err = run(capsys, "score", str(src), "-o", str(elsewhere / "out.csv"), "--rules-only")
+    assert code == 0 and "models folder" not in err  # the rules alone read no models
+
+
+def test_a_database_password_is_never_printed(monkeypatch):
+    from service.config import Config
+
+    monkeypatch.setenv("HEELDROP_DATABASE_URL", "postgresql+psycopg://shop:s3cr%40t@db:5432/hd")
+    [line] = Config().sources(models=False, database=True)
+    assert line == "database postgresql+psycopg://shop:***@db:5432/hd (HEELDROP_DATABASE_URL)"
+
+
+def test_a_relative_sqlite_url_is_made_absolute_and_others_are_kept(elsewhere, monkeypatch):
+    from service.config import Config
+
+    monkeypatch.setenv("HEELDROP_DATABASE_URL", "sqlite:///db/x.db?timeout=3")
+    assert Config().database_url == f"sqlite:///{elsewhere}/db/x.db?timeout=3"
+    for kept in ("sqlite:////srv/x.db", "sqlite:///:memory:", "postgresql://h/db"):
+        monkeypatch.setenv("HEELDROP_DATABASE_URL", kept)
+        assert Config().database_url == kept
+
+
+# --- serve without a champion -------------------------------------------------------------------
+
+
+def _serve(models: Path, tmp_path: Path, *extra: str, port: int = 0) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEELDROP_")}
+    env |= {"HEELDROP_MODELS_DIR": str(models), "HEELDROP_SECRET_KEY": "test-only-secret",
+            "HEELDROP_DATABASE_URL": f"sqlite:///{tmp_path}/heeldrop.db"}  # fmt: skip
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--port", str(port), "--workers", "1"]
+    return subprocess.Popen(
+        [*cmd, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def test_serve_refuses_to_start_without_a_champion(tmp_path):
+    done = _serve(tmp_path / "empty", tmp_path)
+    out, _ = done.communicate(timeout=120)
+    assert done.returncode == 2
+    assert f"heeldrop serve: no champion model in {tmp_path}/empty" in out
+    assert "--rules-only" in out and "make model" in out and "Traceback" not in out
+
+
+def test_serve_refuses_a_champion_serving_would_refuse(registry_copy, tmp_path):
+    root, champion, _ = registry_copy
+    (root / champion / "model.skops").write_bytes(b"tampered")
+    done = _serve(root.parent, tmp_path)
+    out, _ = done.communicate(timeout=120)
+    assert done.returncode == 2 and "is refused" in out and "Traceback" not in out
+
+
+def test_serve_with_rules_only_starts_without_a_champion_and_answers_degraded(tmp_path):
+    import signal
+    import socket
+    import time
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = _serve(tmp_path / "empty", tmp_path, "--rules-only", port=port)
+    try:
+        deadline = time.monotonic() + 180  # a wait for the boot, not a measure of speed
+        while True:
+            assert server.poll() is None, server.communicate()[0]
+            try:
+                live = requests.get(f"http://127.0.0.1:{port}/livez", timeout=2)
+                break
+            except requests.RequestException:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.25)
+        assert live.status_code == 200
+        ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503  # up, but without a model: degraded, and it says so
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        out, _ = server.communicate(timeout=60)
+    assert "--rules-only: answers are the rules' alone (degraded)" in out

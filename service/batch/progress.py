@@ -66,6 +66,7 @@ class Bar:
         self.bar.close()
 
 
-def progress(size: int, every: float, out: TextIO = sys.stderr) -> Bar | Lines:
-    """A bar when `out` is a terminal, else lines."""
+def progress(size: int, every: float) -> Bar | Lines:
+    """On stderr: a bar when it is a terminal, else lines."""
+    out = sys.stderr  # as it is now, not when this module was imported
     return Bar(out) if out.isatty() else Lines(size, every, out)

@@ -91,3 +91,20 @@ def test_an_unreachable_scheduler_exits_2_and_writes_nothing(
     )
     assert code == 2 and "cannot reach the Dask scheduler" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_dask_reads_a_european_export_as_the_pandas_engine_does(
+    cluster, registry, cohort_csv, tmp_path
+):
+    """The separator, decimal mark and typed headers reach the workers: same bytes out."""
+    from tests.batch.test_score import respell
+
+    shop = tmp_path / "shop.csv"
+    respell(cohort_csv, shop, ";", ",", labels=True)
+    models, address = registry.root.parent, cluster.scheduler_address
+    assert score(shop, tmp_path / "pandas.csv", models, "--chunk-rows", "900")[0] == 0
+    code, err = score(shop, tmp_path / "dask.csv", models, "--engine", "dask",
+                      "--scheduler", address, "--chunk-rows", "700")  # fmt: skip
+    assert code == 0 and "separator ';' (detected), decimal comma (detected)" in err
+    assert err.strip().endswith("4000 rows: 4000 ok, 0 errors")
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
