@@ -5,6 +5,7 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.api import (
     admin,
@@ -75,4 +76,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     limiter = init_limits(app, config.rate_limit, config.ratelimit_storage_url, hooks.PUBLIC)
     init_pages(app, limiter, config.secure_cookies)
     errors.register(app)
+    if config.proxies:  # the client's address and scheme as the proxy saw them
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=config.proxies, x_proto=config.proxies
+        )
     return app
