@@ -78,11 +78,6 @@ STAGE_WORDS = {
 }
 
 
-def unit_words(f: Field) -> str:
-    """The unit as a reader says it."""
-    return "score out of 10" if f.unit == "/10" else f.unit or ""
-
-
 def allowed(f: Field) -> str:
     """What values a field takes, in words."""
     if f.kind == "enum":
@@ -97,8 +92,8 @@ def allowed(f: Field) -> str:
 
 def describe(f: Field) -> str:
     """A field's description for the OpenAPI document: its name, unit and what it means."""
-    unit = f" In {unit_words(f)}." if f.unit and f.unit != "/10" else ""
-    return f"{f.label}.{unit} {f.about}"
+    unit = "0 to 10" if f.unit == "/10" else f.unit
+    return f"{f.label}{f' ({unit})' if unit else ''}. {f.about}"
 
 
 def _cell(text: str) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from service.api.openapi import ADMIN_KEY
+
 blp = Blueprint("docs", __name__)
 
 CSP = "; ".join((
@@ -28,7 +30,7 @@ pre{{padding:.6rem;overflow:auto;font-size:13px}} .m{{font-weight:bold;text-tran
 <h1>heeldrop API {version}</h1>
 <p>JSON in and out. Every route but <code>/livez</code>, <code>/readyz</code>,
 <code>/metrics</code>, <code>/openapi.json</code> and <code>/docs</code> needs
-<code>Authorization: Bearer &lt;key&gt;</code>.
+<code>Authorization: Bearer &lt;key&gt;</code>; the <code>/admin</code> routes need an admin key.
 Errors are always <code>{{"code", "status", "message", "errors"}}</code>.
 The machine-readable document is at <a href="/openapi.json">/openapi.json</a>.</p>
 {paths}<h2>Schemas</h2>{schemas}</body></html>"""
@@ -57,16 +59,23 @@ def _responses(spec: dict[str, Any], responses: dict[str, Any]) -> str:
     return f"<ul>{''.join(items)}</ul>"
 
 
+def access(spec: dict[str, Any], op: dict[str, Any]) -> str:
+    """Who may call an operation, from its security requirement (or the document's)."""
+    needs = op.get("security", spec.get("security", []))
+    if needs == []:
+        return "Public."
+    return "Needs an admin key." if any(ADMIN_KEY in need for need in needs) else "Needs a key."
+
+
 def _operations(spec: dict[str, Any]) -> str:
     out = []
     for path, methods in spec.get("paths", {}).items():
         for method, op in methods.items():
-            public = op.get("security", spec.get("security")) == []
             body = _schema_link(op.get("requestBody", {}).get("content", {}))
             out.append(
                 f"<h2><span class='m'>{escape(method)}</span> <code>{escape(path)}</code></h2>"
                 f"<p>{escape(op.get('summary', ''))}</p>"
-                f"<p>{'Public.' if public else 'Needs a key.'}{' Body:' + body if body else ''}</p>"
+                f"<p>{access(spec, op)}{' Body:' + body if body else ''}</p>"
                 f"{_responses(spec, op.get('responses', {}))}"
             )
     return "".join(out)

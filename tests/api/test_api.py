@@ -715,7 +715,7 @@ def test_the_rule_catalogue_lists_every_rule_in_force_with_its_evidence(client, 
                              "rationale"}  # fmt: skip
         assert re.fullmatch(r"[ABC](/[ABC])?", rule["grade"]), rule
         assert "Grade " in rule["rationale"] and rule["sources"], rule
-    assert by_id["HD011"]["grade"] == "A/C" and by_id["HD014"]["grade"] == "B"  # the rule table's version 2
+    assert by_id["HD011"]["grade"] == "A/C" and by_id["HD014"]["grade"] == "B"  # the rules, v2
     assert any("Malisoux" in source for source in by_id["HD014"]["sources"])
     assert by_id["HD019"]["stage"] == "bounds"
     assert "14" in by_id["HD019"]["effect"]
