@@ -13,13 +13,21 @@
   not pick up changed *code* (restart the master for a deploy), only the registry's champion.
 - max_requests with jitter recycles workers so slow leaks cannot grow without bound, without
   every worker restarting at once.
-- Prometheus multiprocess mode: each worker writes samples to a shared folder; dead workers'
-  live gauges are removed in child_exit.
+- Prometheus multiprocess mode: each worker writes samples to files in a shared folder, named
+  by the worker's *slot*, not its pid: a worker takes the lowest slot no live worker holds and
+  goes on counting in the files of the dead worker it replaces. Counts are kept, and the folder
+  holds files for at most as many workers as ever ran at once (2 x workers during a HUP),
+  however many have come and gone, so /metrics stays fast. This is prometheus_client's own
+  `MultiProcessValue(process_identifier)`, whose one rule (processes running at the same time
+  get distinct identifiers) the slots keep. A dead worker's live gauges are removed in
+  child_exit.
 """
 
 import os
 import shutil
 import tempfile
+
+from prometheus_client import multiprocess, values
 
 bind = os.environ.get("HEELDROP_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("HEELDROP_WORKERS", "2"))
@@ -40,6 +48,17 @@ _owned = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # a folder we made is o
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="heeldrop-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
+SLOT = "HEELDROP_WORKER_SLOT"  # set in each worker after fork
+_busy: set[str] = set()  # the slots of live workers (kept by the master)
+
+
+def _process_identifier() -> str:
+    return os.environ.get(SLOT) or str(os.getpid())
+
+
+# Before any metric exists: the app's modules are imported in on_starting, below.
+values.ValueClass = values.MultiProcessValue(process_identifier=_process_identifier)
+
 
 def on_starting(server):
     """Migrate the database once, in the master, before any worker serves."""
@@ -54,15 +73,22 @@ def on_starting(server):
     import service.api.app  # noqa: F401
 
 
+def pre_fork(server, worker):
+    """Give the worker the lowest slot no live worker holds (in the master)."""
+    worker.heeldrop_slot = next(f"w{k}" for k in range(len(_busy) + 1) if f"w{k}" not in _busy)
+    _busy.add(worker.heeldrop_slot)
+
+
 def post_fork(server, worker):
-    """Tell the worker its master, so /admin/reload can ask for a graceful restart of all."""
+    """Tell the worker its master, so /admin/reload can ask for a graceful restart of all, and
+    its slot, which names its metrics files."""
     os.environ["HEELDROP_GUNICORN_MASTER"] = str(server.pid)
+    os.environ[SLOT] = worker.heeldrop_slot
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.heeldrop_slot)
+    _busy.discard(worker.heeldrop_slot)
 
 
 def on_exit(server):

@@ -228,25 +228,26 @@ def spread(server: LiveServer, n: int, threads: int = 4) -> list[requests.Respon
         return list(pool.map(lambda _: server.recommend(), range(n)))
 
 
-def versions_by_worker(server: LiveServer, attempts: int = 200) -> dict[int, set[str]]:
-    """{worker pid: model versions it reports}, once every current worker has served /metrics.
+def versions_by_worker(server: LiveServer, attempts: int = 200) -> dict[str, set[str]]:
+    """{worker slot: model versions it reports}, once as many workers as run have reported.
 
     heeldrop_model_info is a live-process gauge: each worker sets its own sample (labelled with
-    its pid) when it serves /metrics, so concurrent scrapes reach both workers.
+    its slot, gunicorn_conf.py) when it serves /metrics, so concurrent scrapes reach both
+    workers; a dead worker's sample is removed when it exits.
     """
-    wanted = server.workers()
-    seen: dict[int, set[str]] = {}
+    wanted = len(server.workers())
+    seen: dict[str, set[str]] = {}
     with ThreadPoolExecutor(4) as pool:
         for _ in range(attempts // 4):
             for samples in pool.map(lambda _: server.metrics(), range(4)):
                 seen = {}
                 for (name, labels), value in samples.items():
                     lab = dict(labels)
-                    if name == "heeldrop_model_info" and value == 1 and int(lab["pid"]) in wanted:
-                        seen.setdefault(int(lab["pid"]), set()).add(lab["version"])
-            if set(seen) == wanted:
+                    if name == "heeldrop_model_info" and value == 1:
+                        seen.setdefault(lab["pid"], set()).add(lab["version"])
+            if len(seen) == wanted:
                 return seen
-    raise AssertionError(f"not every worker {wanted} reported its model: {seen}")
+    raise AssertionError(f"not every one of {wanted} workers reported its model: {seen}")
 
 
 class Load:
@@ -356,9 +357,33 @@ def test_metrics_add_up_the_requests_of_both_workers(live):
     after = live.metrics()
     assert after[key] - before.get(key, 0.0) == n
     assert after[hist] - before.get(hist, 0.0) == n
-    # Both workers wrote samples: one counter file per worker pid in the multiprocess folder.
-    writers = {int(p.stem.rsplit("_", 1)[1]) for p in live.metrics_dir.glob("counter_*.db")}
-    assert len(writers & live.workers()) == 2, (writers, live.workers())
+    # Both workers wrote samples: one counter file per worker slot in the multiprocess folder.
+    writers = {p.stem.rsplit("_", 1)[1] for p in live.metrics_dir.glob("counter_*.db")}
+    assert writers == {"w0", "w1"}, writers
+
+
+def test_recycled_workers_keep_the_counts_in_a_bounded_number_of_files(registry, tmp_path):
+    """Workers recycled every 10 requests: the counts of the dead ones stay in /metrics, and
+    the metrics folder holds the files of two worker slots, not of every pid that came."""
+    server = start_server(
+        tmp_path / "live", registry.root.parent,
+        env={"GUNICORN_CMD_ARGS": "--max-requests 10 --max-requests-jitter 0"},
+    )  # fmt: skip
+    try:
+        first = server.workers()
+        key = (
+            "heeldrop_http_requests_total",
+            (("method", "POST"), ("route", "/v1/recommendations"), ("status", "200")),
+        )
+        n = 80
+        responses = [server.recommend() for _ in range(n)]
+        assert [r.status_code for r in responses] == [200] * n
+        assert not first & server.workers()  # every worker was replaced, several times
+        assert server.metrics()[key] == n
+        files = sorted(p.name for p in server.metrics_dir.iterdir())
+        assert {name.rsplit("_", 1)[1] for name in files} <= {"w0.db", "w1.db"}, files
+    finally:
+        server.stop()
 
 
 def test_a_body_over_the_limit_is_413_from_the_real_server(live):
@@ -439,7 +464,7 @@ def test_reload_and_hup_under_load_lose_no_request(fresh_live):
     seen = {o[2] for o in outcomes}
     assert seen <= {v1, v2, v3} and {v1, v3} <= seen
     assert {o[2] for o in outcomes if o[0] >= marker} == {v3}
-    assert versions_by_worker(server) == {pid: {v3} for pid in workers_v3}
+    assert list(versions_by_worker(server).values()) == [{v3}] * len(workers_v3)
     slowest = max(o[3] for o in outcomes)
     print(f"{len(outcomes)} requests through 2 restarts, slowest {slowest:.2f} s")
     # Workers boot from modules the master imported: a restart is a pause of well under a
@@ -460,14 +485,14 @@ def test_a_tampered_champion_is_refused_and_the_old_model_serves_on(fresh_live):
     ready = requests.get(f"{server.url}/readyz", timeout=TIMEOUT)
     assert ready.status_code == 200 and ready.json()["model_version"] == v1
     assert server.workers() == workers  # refused: no restart was asked for
-    assert versions_by_worker(server) == {pid: {v1} for pid in workers}
+    assert list(versions_by_worker(server).values()) == [{v1}] * len(workers)
 
     # A HUP now: the new workers refuse the champion and fall back to the version served before.
     os.kill(server.proc.pid, signal.SIGHUP)
     workers = server.wait_workers_replaced(workers, time.monotonic() + BOOT_SECONDS)
     responses = spread(server, 20)
     assert {(x.status_code, x.headers["X-Model-Version"]) for x in responses} == {(200, v1)}
-    assert versions_by_worker(server) == {pid: {v1} for pid in workers}
+    assert list(versions_by_worker(server).values()) == [{v1}] * len(workers)
 
 
 @pytest.mark.parametrize("pointer", ['{"version": 5}', "[]"])
