@@ -138,10 +138,10 @@ def _layout(args: argparse.Namespace, source: Input) -> tuple[dict[str, str], Di
             numeric = [first.column(c) for p, c in known.items() if BY_PATH[p].kind in NUMERIC]
             decimal = decimal_mark(numeric)
         dialect = Dialect(source.sep, decimal, source.sep_given, args.decimal is not None)
-        say(f"reading {source.path}: {dialect.describe()}; --sep and --decimal set them")
+        _say(f"reading {source.path}: {dialect.describe()}; --sep and --decimal set them")
     if header.matched:
         named = ", ".join(f"{name!r} as {path}" for name, path in header.matched)
-        say(f"columns matched by name: {named}")
+        _say(f"columns matched by name: {named}")
     if header.unknown:
         _warn(f"unknown columns passed through untouched: {', '.join(header.unknown)}")
     if header.resembling:
@@ -152,21 +152,21 @@ def _layout(args: argparse.Namespace, source: Input) -> tuple[dict[str, str], Di
     return known, dialect
 
 
-def say(message: str) -> None:
+def _say(message: str) -> None:
     print(f"heeldrop score: {message}", file=sys.stderr)
 
 
 def cmd_score(args: argparse.Namespace, config: Config) -> int:
     source_path, target_path = Path(args.input), Path(args.output)
     if target_path.exists() and source_path.exists() and target_path.samefile(source_path):
-        say("OUT is IN; write the scored file elsewhere (the input is never replaced)")
+        _say("OUT is IN; write the scored file elsewhere (the input is never replaced)")
         return EXIT_BAD_INPUT
     try:
         source = open_input(source_path, args.chunk_rows, args.sep)
         known, dialect = _layout(args, source)
         recommender = _recommender(config, args.rules_only)
     except InvalidInput as exc:
-        say(str(exc))
+        _say(str(exc))
         return EXIT_BAD_INPUT
     shown = progress(source.size, args.progress_every)
     try:
@@ -182,13 +182,13 @@ def cmd_score(args: argparse.Namespace, config: Config) -> int:
                 score_local(source, recommender, sink, args.jobs, shown, known, dialect.decimal)
             sink.close()
     except InvalidInput as exc:
-        say(f"{exc}; nothing written")
+        _say(f"{exc}; nothing written")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        say(f"interrupted; {target_path} not written")
+        _say(f"interrupted; {target_path} not written")
         return EXIT_INTERRUPTED
     except OSError as exc:
-        say(f"{exc}; {target_path} not written")
+        _say(f"{exc}; {target_path} not written")
         return EXIT_FAILED
     print(f"{sink.rows} rows: {sink.ok} ok, {sink.rows - sink.ok} errors", file=sys.stderr)
     return EXIT_OK
