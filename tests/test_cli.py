@@ -21,7 +21,7 @@ REQUEST = {
     "symptoms": {"achilles_pain": 4},
     "mobility": {"knee_to_wall_cm": {"left": 8, "right": 9}},
 }
-SPEC_COMMANDS = (
+COMMANDS = (
     "serve", "recommend", "score", "cohort", "retrain", "models", "keys", "users", "log", "drift",
 )  # fmt: skip
 ERROR_KEYS = {"code", "status", "message", "errors"}
@@ -157,7 +157,7 @@ def test_lines_gives_one_output_line_per_input_line(models_dir, capsys, monkeypa
     assert outputs[0]["recommendation"] == outputs[3]["recommendation"]
 
 
-@pytest.mark.parametrize("command", SPEC_COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as done:
         main([command, "--help"])
@@ -172,7 +172,7 @@ def test_the_top_level_help_lists_every_command(capsys):
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    assert all(command in out for command in SPEC_COMMANDS)
+    assert all(command in out for command in COMMANDS)
 
 
 def test_an_unknown_command_is_a_usage_error(capsys):
