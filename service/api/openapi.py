@@ -1,13 +1,13 @@
-"""The OpenAPI document's additions: what each operation needs and answers when it fails, words,
-units and an example for every schema, types a client generator can use, and the public routes
-that are plain Flask views.
+"""The OpenAPI document's additions: the key each operation needs and the errors it answers
+with, words and units for every field, an example of every body, types a client generator can
+use, and the public routes that are plain Flask views.
 
-The document's version is the package's, then the rule table's digest (`0.1.0+rules.018d9245f079`):
-either changing can change an answer. Generators meet three shapes written for them:
-a nullable object or enum is `anyOf: [the type, {nullable, enum: [null]}]` (apispec's own form
-puts an empty object first, which a generated client takes for the answer); a batch result is
-`oneOf` an answer or an item error; the error shape has every field required and its `errors`
-typed.
+The document's version is the package's, then the rule table's digest (`0.1.0+rules.` and 12
+hex digits): either changing can change an answer. Generators meet three shapes written for
+them: a nullable object or enum is `anyOf: [the type, {nullable, enum: [null]}]` (apispec's own
+form puts an empty object first, which a generated client takes for the answer); a batch result
+is `oneOf` an answer or an item error; the error shape has every field required and its
+`errors` typed.
 """
 
 from http import HTTPStatus
