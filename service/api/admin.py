@@ -5,18 +5,11 @@ from typing import Any
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from flask_smorest.error_handler import ErrorSchema
-from marshmallow import Schema, fields
 
+from service.api.schemas import ErrorSchema, ReloadSchema
 from service.core.errors import ModelRefused
 
 blp = Blueprint("admin", __name__, url_prefix="/admin", description="Operations (admin keys)")
-
-
-class ReloadSchema(Schema):
-    version = fields.String(allow_none=True, required=True)
-    previous = fields.String(allow_none=True, required=True)
-    all_workers = fields.Boolean(required=True)
 
 
 @blp.route("/reload")

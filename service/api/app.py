@@ -20,7 +20,7 @@ from service.api import (
 )
 from service.api.jsonprovider import JsonProvider
 from service.api.limits import FailedKeys, init_limits
-from service.api.openapi import ErrorResponses, document_public_routes
+from service.api.openapi import Document, api_version, document_public_routes
 from service.api.serving import Serving
 from service.config import Config
 from service.db import engine_for, upgrade
@@ -43,15 +43,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json = JsonProvider(app)
     app.config.update(
         API_TITLE="heeldrop",
-        API_VERSION="1",
+        API_VERSION=api_version(),
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=config.max_batch_body_bytes,
-        API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
-            "security": [{"bearerAuth": []}],
-        },
+        API_SPEC_OPTIONS={"security": [{"bearerAuth": []}]},
         HEELDROP=config,
     )
     app.config.update({k: v for k, v in overrides.items() if k.isupper()})
@@ -66,7 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["heeldrop.failed_keys"] = FailedKeys(
         config.failed_key_limit, config.ratelimit_storage_url
     )
-    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses()]})
+    api.init_app(app, spec_kwargs={"extra_plugins": [Document()]})
     for module in (recommendations, outcomes, rules, model_info, admin):
         api.register_blueprint(module.blp)
     for module in (health, docs):

@@ -5,30 +5,11 @@ from typing import Any
 from flask import current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
 
+from service.api.schemas import ModelInfoSchema
 from service.core.explain import trained_on
 
 blp = Blueprint("model", __name__, url_prefix="/v1/model", description="The serving model")
-
-
-class ModelInfoSchema(Schema):
-    version = fields.String(allow_none=True, required=True)
-    trained_at = fields.String(allow_none=True, required=True)
-    family = fields.String(allow_none=True)
-    metrics = fields.Dict(required=True)
-    scikit_learn_version = fields.String(allow_none=True, required=True)
-    training_data_digest = fields.String(allow_none=True, required=True)
-    training_data_origin = fields.String(allow_none=True)
-    trained_on = fields.String(
-        allow_none=True, required=True,
-        metadata={"description": "simulated, outcomes (real people) or mixed"},
-    )  # fmt: skip
-    training_rows = fields.Dict(
-        keys=fields.String(), values=fields.Integer(), required=True,
-        metadata={"description": "training rows by source"},
-    )  # fmt: skip
-    degraded = fields.Boolean(required=True)
 
 
 @blp.route("")

@@ -74,8 +74,6 @@ EXAMPLES: dict[type[Schema], Any] = {
     schemas.ModelInfoSchema: examples.MODEL_INFO,
     schemas.ReloadSchema: examples.RELOAD,
 }
-# Schemas declared beside their views, described by their twins in schemas.py.
-TWINS = {"ModelInfo": schemas.ModelInfoSchema, "Reload": schemas.ReloadSchema}
 
 
 def api_version() -> str:
@@ -142,9 +140,6 @@ class Document(BasePlugin):
         if schema is None:
             return {}
         cls = schema if isinstance(schema, type) else type(schema)
-        if name in TWINS:
-            cls = TWINS[name]
-            definition = self.converter.schema2jsonschema(cls)
         added: dict[str, Any] = {}
         given = definition.get("properties", {})
         properties = {key: _nullable(prop) for key, prop in given.items()}
@@ -233,6 +228,3 @@ def drop_unused_schemas(spec: APISpec) -> None:
         todo |= new
     for name in set(schemas_) - used:
         del schemas_[name]
-
-
-ErrorResponses = Document  # the name service/api/app.py registers the plugin by

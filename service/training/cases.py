@@ -1,4 +1,4 @@
-"""Clinical test cases as data: load them and check a SPEC response against their expectations."""
+"""Clinical test cases as data: load them and check an API response against their expectations."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _plan_failures(limit: float, current: float, plan: list[dict[str, Any]]) -> 
 
 
 def check_case(case: dict[str, Any], response: dict[str, Any]) -> list[str]:
-    """Human-readable failures of case["expect"] against a SPEC response (empty list: it holds)."""
+    """Human-readable failures of case["expect"] against an API response (empty list: it holds)."""
     exp: dict[str, Any] = case.get("expect") or {}
     rec: dict[str, Any] = response.get("recommendation") or {}
     explanation = response.get("explanation") or {}
