@@ -10,6 +10,11 @@
 # errors; goal 0.50) with each round's ratio beside it.
 #
 #   scripts/bench_api.sh [--duration SECONDS] [--rounds N] [--connections N] [--workers N]
+#                        [--max-requests N]
+#
+# Also prints each worker's resident memory after the warm-up and at the end. A soak with worker
+# recycling off, so a leak cannot hide behind it:
+#   scripts/bench_api.sh --max-requests 0 --duration 600 --rounds 1
 #
 # Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
 # Serves the champion of HEELDROP_MODELS_DIR (default models/); if none it can serve, trains one
@@ -27,7 +32,9 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS="$2"; shift 2 ;;
         --connections) CONNECTIONS="$2"; shift 2 ;;
         --workers) WORKERS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --max-requests) export GUNICORN_CMD_ARGS="--max-requests $2 --max-requests-jitter 0"
+            [[ "$2" =~ ^[0-9]+$ ]] || { echo "not a whole number: $2" >&2; exit 2; }; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -166,9 +173,18 @@ run() {  # name path body-file: one slice; appends "requests duration_us p50_us 
         >>"$WORK/raw-$1"
 }
 
+# Resident memory of each live worker, in MiB (from /proc; empty where there is none).
+worker_rss() {
+    local pid
+    for pid in $(cat "/proc/$SERVER_PID/task/"*/children 2>/dev/null); do
+        awk '/^VmRSS/ { printf "%.1f ", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null
+    done
+}
+
 echo "warming up (3 s)..." >&2
 BODY_FILE="$WORK/one.json" wrk -t"$THREADS" -c"$CONNECTIONS" -d3s -s "$WORK/bench.lua" \
     "$URL/v1/recommendations" >/dev/null
+RSS_START="$(worker_rss)"
 for round in $(seq "$ROUNDS"); do
     echo "round $round of $ROUNDS (${SLICE} s a route)..." >&2
     run livez /livez ""
@@ -176,10 +192,13 @@ for round in $(seq "$ROUNDS"); do
     run batch /v1/recommendations/batch "$WORK/batch.json"
 done
 
+RSS_END="$(worker_rss)"
 MODEL="$(curl -fs "$URL/readyz" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("model_version"))')"
 echo
 echo "heeldrop API bench: $WORKERS gunicorn workers, wrk -t$THREADS -c$CONNECTIONS," \
     "$ROUNDS rounds of ${SLICE}s a route, $(nproc 2>/dev/null || echo '?') cores, model $MODEL"
+echo "worker RSS MiB after warm-up: ${RSS_START:-?}; at the end: ${RSS_END:-?}" \
+    "(max_requests: ${GUNICORN_CMD_ARGS:-as configured})"
 "$PYTHON" - "$WORK" "$TICKS" <<'EOF'
 import statistics
 import sys

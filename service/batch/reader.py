@@ -10,17 +10,19 @@ None to count rows) say how far through the file a piece goes, for progress.
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from service.batch.dialect import separator
-from service.batch.records import Piece, header, parse, split
+from service.batch.records import MAX_RECORD_BYTES, Piece, header, parse, split, too_long
 from service.core.errors import InvalidInput
 
 PARQUET = (".parquet", ".pq")
 MALFORMED = "__malformed"  # beside the input columns until written
 HEAD_BYTES = 1 << 20  # the header must end within this much
+MAX_BLOCK_BYTES = 1 << 25  # what one read takes from the file: memory stays flat in line length
 
 
 def internal(n: int) -> list[str]:
@@ -46,12 +48,14 @@ class CsvInput:
         self.sep = sep or separator(head[bom:])
         self.names, header_end = header(head[bom:], len(head) < HEAD_BYTES, path, self.sep)
         self.start = bom + header_end
-        per_record = len(head) / max(head.count(b"\n"), 1)
-        self.block = int(min(max(chunk_rows * per_record, 1 << 16), 1 << 28))
+        per_record = min(len(head) / max(head.count(b"\n"), 1), 1 << 12)
+        self.block = int(min(max(chunk_rows * per_record, 1 << 16), MAX_BLOCK_BYTES))
         self.schema = pa.schema([(name, pa.string()) for name in internal(len(self.names))])
 
     def pieces(self) -> Iterator[Piece]:
-        """Read block by block; a record cut by a block's end waits for the next block."""
+        """Read block by block; a record cut by a block's end waits for the next block. One that
+        grows past MAX_RECORD_BYTES is skipped to its line's end and becomes that row's error,
+        so memory stays bounded whatever a line holds."""
         width = len(self.names)
         with open(self.path, "rb") as fh:
             fh.seek(self.start)
@@ -64,6 +68,10 @@ class CsvInput:
                 piece.start, piece.stop = offset, offset + end
                 yield piece
                 offset, carry = offset + end, buf[end:]
+                if not eof and len(carry) > MAX_RECORD_BYTES:
+                    begin, carry, eof = offset, *_past_line(fh, carry, self.block)
+                    offset = fh.tell() - len(carry)
+                    yield too_long(begin, offset)
                 if eof:
                     return
 
@@ -93,10 +101,27 @@ class CsvInput:
         path, start, stop = part
         with open(path, "rb") as fh:
             fh.seek(start)
-            buf = fh.read(stop - start)
+            buf = fh.read(min(stop - start, MAX_RECORD_BYTES + 1))
+            if len(buf) > MAX_RECORD_BYTES and not (b"\n" in buf or b"\r" in buf):
+                return self.table(too_long(start, stop))  # what pieces() skipped
+            buf += fh.read(stop - start - len(buf))
         piece = split(buf, True, len(self.names), self.sep)[1]
         piece.start, piece.stop = start, stop
         return self.table(piece)
+
+
+def _past_line(fh: BinaryIO, carry: bytes, block: int) -> tuple[bytes, bool]:
+    """Read on past the end of the line `carry` begins, keeping nothing of it: what follows
+    the line break, and whether the file ended."""
+    while True:
+        cut = min((k for k in (carry.find(b"\n"), carry.find(b"\r")) if k >= 0), default=-1)
+        if cut >= 0:
+            if carry[cut : cut + 2] == b"\r\n":
+                cut += 1
+            return carry[cut + 1 :], False
+        carry = fh.read(block)
+        if not carry:
+            return b"", True
 
 
 class ParquetInput:

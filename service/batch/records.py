@@ -9,7 +9,7 @@ import csv
 import functools
 import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import pyarrow.csv as pacsv
 from service.core.errors import InvalidInput
 
 BROKEN_QUOTES = "broken quoting: quotes must enclose a whole value and be closed"
-MAX_RECORD_BYTES = 1 << 20  # a record with a quoted line break is broken beyond this
+MAX_RECORD_BYTES = 1 << 20  # a longer record is that row's error, however it is quoted
+TOO_LONG = f"the record is longer than {MAX_RECORD_BYTES // (1 << 20)} MiB"
 WINDOW = 1 << 12  # bytes scanned at first after a restart; doubles while records are clean
 QUOTE, LF, CR = b'"'[0], b"\n"[0], b"\r"[0]
 
@@ -37,22 +38,48 @@ def _delimits(sep: str) -> np.ndarray:
 class Piece:
     """Whole CSV records from byte `start` to `stop`: what the parser gets, and the broken ones.
 
-    `broken` holds, for each record cut out for broken quoting, how many parsed records precede
-    it, so its error row goes back in its place.
+    `broken` holds, for each record cut out (broken quoting, or too long), how many parsed
+    records precede it, so its error row goes back in its place; `why` says which, in order.
     """
 
     data: bytes
     broken: np.ndarray
     start: int = 0
     stop: int = 0
+    why: list[str] = field(default_factory=list)
 
 
 def split(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Piece]:
     """How much of `buf` (which starts a record) is whole records, and those records."""
     if b'"' not in buf:  # the common case: every line break ends a record
         end = len(buf) if eof else max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
+        if _may_hold_a_long_line(buf, end):
+            a = np.frombuffer(buf, dtype=np.uint8, count=end)
+            stops = np.union1d(np.flatnonzero(a == LF), np.flatnonzero(a == CR)) + 1
+            if len(stops) == 0 or stops[-1] < end:
+                stops = np.append(stops, end)
+            starts = np.concatenate(([0], stops[:-1]))
+            long = stops - starts > MAX_RECORD_BYTES
+            if long.any():
+                return end, _piece(buf, a, starts, stops, [long], [np.where(long, TOO_LONG, "")])
         return end, Piece(buf[:end], np.zeros(0, dtype=np.int64))
     return _split_quoted(buf, eof, width, sep)
+
+
+def _may_hold_a_long_line(buf: bytes, end: int) -> bool:
+    """Whether a line of `buf[:end]` may be longer than MAX_RECORD_BYTES: such a line holds a
+    whole aligned window of half that length with no line break in it, and a window with one
+    costs a single find, stopped at its first line break."""
+    half = MAX_RECORD_BYTES // 2
+    return any(
+        buf.find(b"\n", k, k + half) < 0 and buf.find(b"\r", k, k + half) < 0
+        for k in range(0, end - half + 1, half)
+    )
+
+
+def too_long(start: int, stop: int) -> Piece:
+    """A record too long to read (the reader skipped it): its error row and nothing else."""
+    return Piece(b"", np.zeros(1, dtype=np.int64), start, stop, [TOO_LONG])
 
 
 def _split_quoted(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Piece]:
@@ -74,6 +101,7 @@ def _split_quoted(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Pie
     starts: list[np.ndarray] = []
     stops: list[np.ndarray] = []
     cut: list[np.ndarray] = []
+    why: list[np.ndarray] = []
     pos, window = 0, WINDOW
     while True:
         hi = min(size, pos + window)
@@ -95,9 +123,11 @@ def _split_quoted(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Pie
         inner = ts[inside]
         multi = np.zeros(len(ends), dtype=bool)
         multi[_owner(ends, inner)] = True
-        for k in np.flatnonzero(multi & ~bad):
-            too_long = ends[k] - begins[k] > MAX_RECORD_BYTES
-            bad[k] = too_long or _fields(a, qs, int(begins[k]), int(ends[k]), sep) != width
+        long = ends - begins > MAX_RECORD_BYTES
+        for k in np.flatnonzero(multi & ~bad & ~long):
+            bad[k] = _fields(a, qs, int(begins[k]), int(ends[k]), sep) != width
+        reason = np.where(long, TOO_LONG, BROKEN_QUOTES)
+        bad |= long
         tail = int(ends[-1]) if len(ends) else pos
         cut_at = None
         if (bad & multi).any():
@@ -113,13 +143,16 @@ def _split_quoted(buf: bytes, eof: bool, width: int, sep: str) -> tuple[int, Pie
             starts += [begins[:r], np.array([begin])]
             stops += [ends[:r], np.array([line_end])]
             cut += [bad[:r], np.array([True])]
+            first_line_long = line_end - begin > MAX_RECORD_BYTES
+            why += [reason[:r], np.array([TOO_LONG if first_line_long else BROKEN_QUOTES])]
             pos, window = line_end, WINDOW
             continue
         starts.append(begins)
         stops.append(ends)
         cut.append(bad)
+        why.append(reason)
         if last:
-            return tail, _piece(buf, a, np.concatenate(starts), np.concatenate(stops), cut)
+            return tail, _piece(buf, a, np.concatenate(starts), np.concatenate(stops), cut, why)
         pos, window = (tail, window * 2) if len(ends) else (pos, window * 4)
 
 
@@ -136,17 +169,23 @@ def _fields(a: np.ndarray, quotes: np.ndarray, start: int, stop: int, sep: str) 
 
 
 def _piece(
-    buf: bytes, a: np.ndarray, starts: np.ndarray, stops: np.ndarray, cut: list[np.ndarray]
+    buf: bytes,
+    a: np.ndarray,
+    starts: np.ndarray,
+    stops: np.ndarray,
+    cut: list[np.ndarray],
+    why: list[np.ndarray],
 ) -> Piece:
     broken = np.concatenate(cut)
     if not broken.any():
         return Piece(buf[: int(stops[-1]) if len(stops) else 0], np.zeros(0, dtype=np.int64))
+    reasons = [str(r) for r in np.concatenate(why)[broken]]
     end = a[np.maximum(stops - 1, 0)]
     crlf = (end == LF) & (stops - 2 >= starts) & (a[np.maximum(stops - 2, 0)] == CR)
     length = stops - starts - np.isin(end, (LF, CR)) - crlf
     counted = np.cumsum(~broken & (length > 0))  # the parser skips blank lines
     data = b"".join(buf[s:e] for s, e in zip(starts[~broken], stops[~broken], strict=True))
-    return Piece(data, counted[broken])
+    return Piece(data, counted[broken], why=reasons)
 
 
 def header(buf: bytes, eof: bool, path: Path, sep: str) -> tuple[list[str], int]:
@@ -176,6 +215,12 @@ def _names(line: bytes, path: Path, sep: str) -> list[str]:
 def parse(piece: Piece, names: list[str], sep: str) -> tuple[pa.Table, pa.Array]:
     """A piece's records, in order, as text columns named `names`, and why each record could
     not be read (null when it could; an unreadable record's cells are null)."""
+    nul = piece.data.find(b"\x00")
+    if nul >= 0:
+        raise InvalidInput(
+            f"the file is not CSV text: it holds binary data (a NUL byte near offset "
+            f"{piece.start + nul})"
+        )
     try:
         piece.data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -217,7 +262,7 @@ def parse(piece: Piece, names: list[str], sep: str) -> tuple[pa.Table, pa.Array]
     placed[broken_at] = False
     order = np.flatnonzero(placed)  # where each parsed record lands
     reasons = np.full(total, None, dtype=object)
-    reasons[broken_at] = BROKEN_QUOTES
+    reasons[broken_at] = piece.why
     good = np.ones(parsed, dtype=bool)
     for row, fields in invalid:
         good[row] = False

@@ -416,6 +416,73 @@ def test_a_latin1_row_after_many_good_chunks_still_writes_nothing(tmp_path, no_m
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
 
+def test_a_nul_byte_past_the_first_mib_is_binary_input_and_writes_nothing(tmp_path, no_models):
+    src = tmp_path / "in.csv"
+    good = "".join(f"r{i},8\n" for i in range(300_000)).encode()  # 2.6 MB before it
+    src.write_bytes(b"client_ref,footwear.current_drop_mm\n" + good + b"x\x00y,8\nlast,6\n")
+    code, err = score(src, no_models, "--rules-only")
+    assert code == 2 and "binary data" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+# --- records too long to read -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["pandas", "dask"])
+def test_a_record_longer_than_a_mib_is_that_rows_error_in_its_place(tmp_path, no_models, engine):
+    src = tmp_path / "in.csv"
+    mib = 1 << 20
+    src.write_bytes(
+        b"client_ref,footwear.current_drop_mm\n"
+        b"a,8\n"
+        + b"b,"
+        + b" " * (3 * mib)
+        + b"8\n"  # spaces in the drop: one unquoted line
+        + b'c,"'
+        + b"x" * (3 * mib)
+        + b'"\n'  # one quoted field
+        + b'd,"'
+        + b"y\n" * mib
+        + b'"\n'  # a quoted field over many lines
+        + b"e,6"  # and a last line without its line break
+    )
+    code, err = score(src, no_models, "--rules-only", "--engine", engine)
+    assert code == 0, err
+    got = rows(tmp_path / "in.out.csv")
+    assert [(r["client_ref"], r["rec_status"]) for r in got][:2] == [("a", "ok"), ("", "error")]
+    assert got[1]["rec_error"] == "row 3: the record is longer than 1 MiB"
+    assert "longer than 1 MiB" in got[2]["rec_error"]
+    assert (got[-1]["client_ref"], got[-1]["rec_status"]) == ("e", "ok")
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_however_long_a_line_is(tmp_path):
+    """A 400 MB line (its drop 400 MB of spaces) costs a skip, not its size in memory: the
+    child's peak stays well under what reading the line would take (about 4x its size)."""
+    src = tmp_path / "in.csv"
+    with open(src, "wb") as fh:
+        fh.write(b"client_ref,footwear.current_drop_mm\na,8\nb,")
+        chunk = b" " * (1 << 24)
+        for _ in range(24):
+            fh.write(chunk)
+        fh.write(b"8\nc,6\n")
+    measure = (
+        "import resource, subprocess, sys; "
+        "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL); "
+        "print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "-m", "service.cli", "score", str(src),
+         "-o", str(tmp_path / "out.csv"), "--rules-only"],
+        capture_output=True, text=True, check=True, timeout=300,
+    ).stdout.split()  # fmt: skip
+    code, peak_kib = int(out[0]), int(out[1])
+    assert code == 0
+    assert peak_kib < 600 * 1024, f"peak {peak_kib / 1024:.0f} MiB for a 400 MB line"
+    assert [r["rec_status"] for r in rows(tmp_path / "out.csv")] == ["ok", "error", "ok"]
+
+
 # --- columns and escaping ---------------------------------------------------------------------
 
 
