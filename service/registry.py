@@ -28,6 +28,7 @@ from service.files import atomic_write_text, fsync_dir
 CHAMPION_FILE = "champion.json"
 # A version's name, as new_version makes it: anything else (a path, "..") is refused.
 VERSION = re.compile(r"\d{8}T\d{12}Z")
+SHA256 = re.compile(r"[0-9a-f]{64}")
 MODEL_FILE = "model.skops"
 SERVING_FILE = "serving.json"
 METADATA_FILE = "metadata.json"
@@ -51,8 +52,12 @@ def save_model(estimator: Any, folder: Path) -> dict[str, str]:
     return {"sha256": sha256(folder / MODEL_FILE), "serving_sha256": sha256(folder / SERVING_FILE)}
 
 
-def _checked_metadata(folder: Path) -> dict[str, Any]:
-    """metadata.json, once model.skops matches its sha256 and the code matches the model."""
+def _checked_metadata(folder: Path, metadata_sha256: str | None = None) -> dict[str, Any]:
+    """metadata.json, once it matches `metadata_sha256` (what champion.json recorded when the
+    version was promoted, when it did), model.skops matches its sha256 and the code matches
+    the model."""
+    if metadata_sha256 is not None:
+        _check_file(folder, METADATA_FILE, metadata_sha256)
     try:
         metadata = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -79,14 +84,14 @@ def _check_file(folder: Path, name: str, recorded: str | None) -> None:
         raise ModelRefused(f"{folder.name}: {name} is missing or its sha256 does not match")
 
 
-def load_model(folder: str | Path) -> ServingModel:
+def load_model(folder: str | Path, metadata_sha256: str | None = None) -> ServingModel:
     """Load a registered version for serving, refusing it unless every check passes.
 
     Reads `serving.json`, not the estimator. A version registered before that file existed
     has no `serving_sha256`; it is compiled from its checked estimator instead.
     """
     folder = Path(folder)
-    metadata = _checked_metadata(folder)
+    metadata = _checked_metadata(folder, metadata_sha256)
     if "serving_sha256" not in metadata:
         from service.training import estimator as estimators
 
@@ -190,6 +195,11 @@ class Registry:
             for k in ("version", "previous")
         ):
             raise ModelRefused(f"{CHAMPION_FILE} is malformed: it must name versions by name")
+        digests = pointer.get("metadata_sha256", {})
+        if not isinstance(digests, dict) or not all(
+            isinstance(d, str) and SHA256.fullmatch(d) for d in digests.values()
+        ):
+            raise ModelRefused(f"{CHAMPION_FILE} is malformed: its metadata_sha256 are not digests")
         return pointer
 
     def champion(self) -> str | None:
@@ -200,11 +210,13 @@ class Registry:
         return self.load(self.champion())
 
     def load(self, version: str | None) -> ServingModel | None:
-        """A registered version, checked; None for no version."""
+        """A registered version, checked (its metadata.json against the digest champion.json
+        recorded, for the champion and the previous one); None for no version."""
         if not version:
             return None
         try:
-            return load_model(self.folder(version))
+            digest = self.pointer().get("metadata_sha256", {}).get(version)
+            return load_model(self.folder(version), digest)
         except RegistryError as exc:
             raise ModelRefused(str(exc)) from None
 
@@ -231,14 +243,24 @@ class Registry:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def promote(self, version: str) -> None:
-        """Make `version` the champion (after checking it loads); the old one becomes previous."""
+        """Make `version` the champion (after checking it loads); the old one becomes previous.
+        The pointer records both versions' metadata.json digests, which serving checks, so a
+        metadata.json changed after promotion (its recorded digests with it) is refused."""
         with self.lock():
-            load_model(self.folder(version))
-            current = self.champion()
+            old = self.pointer()
+            folder = self.folder(version)
+            load_model(folder, old.get("metadata_sha256", {}).get(version))
+            current = old.get("version")
+            previous = current if current != version else old.get("previous")
+            digests = {version: sha256(folder / METADATA_FILE)}
+            recorded = old.get("metadata_sha256", {}).get(previous)
+            if previous and (recorded or (self.folder(previous) / METADATA_FILE).is_file()):
+                digests[previous] = recorded or sha256(self.folder(previous) / METADATA_FILE)
             pointer = {
                 "version": version,
-                "previous": current if current != version else self.pointer().get("previous"),
+                "previous": previous,
                 "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "metadata_sha256": digests,
             }
             atomic_write_text(self.root / CHAMPION_FILE, json.dumps(pointer, indent=2) + "\n")
 

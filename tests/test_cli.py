@@ -275,6 +275,8 @@ def test_models_check_fails_with_the_reason_for_a_champion_serving_would_refuse(
     root, champion, _ = registry_copy
     meta = json.loads((root / champion / "metadata.json").read_text())
     (root / champion / "metadata.json").write_text(json.dumps({**meta, "features": ["x"]}))
+    pointer = json.loads((root / "champion.json").read_text())  # as an earlier release wrote it
+    (root / "champion.json").write_text(json.dumps({**pointer, "metadata_sha256": {}}))
     code, _, err = run(capsys, "models", "check")
     assert code == 1 and "trained on other features" in err and "Traceback" not in err
 

@@ -241,3 +241,37 @@ def test_the_cli_exits_2_with_a_message_on_a_malformed_pointer(fresh, monkeypatc
     assert main(["models", "list"]) == 2
     err = capsys.readouterr().err
     assert "malformed" in err and "Traceback" not in err
+
+
+def test_a_metadata_file_changed_after_promotion_is_refused(fresh):
+    """Hashes updated in metadata.json with the files they cover (the NaN attack) are caught:
+    champion.json recorded metadata.json's own digest when the version was promoted."""
+    champion = fresh.champion()
+    fresh.promote(champion)  # a pointer that records the digests
+    folder = fresh.root / champion
+    assert fresh.load_champion() is not None
+    _edit_metadata(folder, metrics={"macro_f1": 0.99})
+    with pytest.raises(ModelRefused, match=r"metadata\.json"):
+        fresh.load_champion()
+
+
+def test_promotion_and_rollback_carry_each_versions_metadata_digest(fresh):
+    first = fresh.champion()
+    second = fresh.new_version()
+    shutil.copytree(fresh.root / first, fresh.root / second)
+    fresh.promote(second)
+    digests = json.loads((fresh.root / "champion.json").read_text())["metadata_sha256"]
+    assert digests == {v: sha256(fresh.root / v / METADATA_FILE) for v in (first, second)}
+    _edit_metadata(fresh.root / first, trained_at="never")  # the previous one, tampered
+    with pytest.raises(ModelRefused, match=r"metadata\.json"):
+        fresh.rollback()
+    assert fresh.champion() == second
+
+
+@pytest.mark.parametrize("digests", ['{"x": "nothex"}', "[1]", '{"x": 5}'])
+def test_a_pointer_whose_digests_are_not_digests_is_malformed(fresh, digests):
+    pointer = json.loads((fresh.root / "champion.json").read_text())
+    text = json.dumps(pointer)[:-1] + f', "metadata_sha256": {digests}}}'
+    (fresh.root / "champion.json").write_text(text)
+    with pytest.raises(ModelRefused, match="malformed"):
+        fresh.load_champion()
