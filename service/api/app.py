@@ -19,7 +19,7 @@ from service.api import (
     rules,
 )
 from service.api.jsonprovider import JsonProvider
-from service.api.limits import FailedKeys, init_limits
+from service.api.limits import RateLimits
 from service.api.openapi import Document, api_version, document_public_routes
 from service.api.serving import Serving
 from service.config import Config
@@ -60,18 +60,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     engine = engine_for(config.database_url)
     app.extensions["heeldrop.keys"] = KeyStore(engine, config.key_cache_seconds)
     app.extensions["heeldrop.log"] = RecommendationLog(engine, serving.rules_version)
-    app.extensions["heeldrop.failed_keys"] = FailedKeys(
-        config.failed_key_limit, config.ratelimit_storage_url
-    )
+    app.extensions["heeldrop.limits"] = limits = RateLimits(
+        config.rate_limit, config.failed_key_limit, config.ratelimit_storage_url,
+        app.config.get("RATELIMIT_KEY_PREFIX", ""),
+    )  # fmt: skip
     api.init_app(app, spec_kwargs={"extra_plugins": [Document()]})
     for module in (recommendations, outcomes, rules, model_info, admin):
         api.register_blueprint(module.blp)
     for module in (health, docs):
         app.register_blueprint(module.blp)
     document_public_routes(api, app)
-    hooks.register(app)  # before the limiter's hooks: it counts per caller's key
-    limiter = init_limits(app, config.rate_limit, config.ratelimit_storage_url, hooks.PUBLIC)
-    init_pages(app, limiter, config.secure_cookies)
+    hooks.register(app)
+    init_pages(app, limits.sign_in, config.secure_cookies)
     errors.register(app)
     if config.proxies:  # the client's address and scheme as the proxy saw them
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]

@@ -1,5 +1,5 @@
-"""What every request goes through: its id, the caller's key and scope and the body's size and
-type before the view; its headers, metrics and one log line after it."""
+"""What every request goes through: its id, the caller's key, scope and rate limit and the
+body's size and type before the view; its headers, metrics and one log line after it."""
 
 import logging
 import re
@@ -9,6 +9,7 @@ import time
 from flask import Flask, Response, current_app, g, request
 
 from service.api.errors import error
+from service.api.limits import RateLimits, add_headers
 from service.api.metrics import count_request
 from service.config import Config
 
@@ -21,7 +22,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def register(app: Flask) -> None:
-    """Bind the hooks; `before` must run ahead of the rate limiter's, which counts per key."""
     app.before_request(before)
     app.after_request(after)
 
@@ -36,19 +36,18 @@ def before() -> Response | None:
     if request.endpoint is None or request.endpoint in PUBLIC or request.blueprint == PAGES:
         return None  # the fitter's pages sign their staff in with a session (service/web)
     address = request.remote_addr or "-"
-    failures = current_app.extensions["heeldrop.failed_keys"]
-    wait = failures.blocked(address)
+    rate_limits: RateLimits = current_app.extensions["heeldrop.limits"]
+    wait = rate_limits.blocked(address)
     if wait:
-        g.retry_after = str(wait)
         response = error(429, "too many requests with a wrong or missing key from this address")
-        response.headers["Retry-After"] = g.retry_after
+        response.headers["Retry-After"] = str(wait)
         return response
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     caller = None
     if scheme.lower() == "bearer":  # RFC 9110: the scheme is case-insensitive
         caller = current_app.extensions["heeldrop.keys"].verify(token.strip())
     if caller is None:
-        failures.failed(address)
+        rate_limits.failed(address)
         response = error(401, "a valid 'Authorization: Bearer <key>' header is required")
         response.headers["WWW-Authenticate"] = "Bearer"  # RFC 6750: name the scheme expected
         return response
@@ -64,6 +63,9 @@ def before() -> Response | None:
         request.max_content_length = limit + 1  # a chunked body has no length: read 1 byte past
         if (request.content_length or 0) > limit or len(request.get_data(cache=True)) > limit:
             return error(413, f"the body is over {limit} bytes")
+    g.rate_window = window = rate_limits.key(caller.key_id)  # one budget per key, for every route
+    if not window.allowed:
+        return error(429, f"too many requests with this key: its limit is {rate_limits.per_key}")
     return None
 
 
@@ -83,6 +85,9 @@ def after(response: Response) -> Response:
     else:  # the serving model's version on every line, errors included
         model = current_app.extensions["heeldrop"].recommender.model
         version = model.version if model else None
+    window = g.get("rate_window")
+    if window is not None:
+        add_headers(response, window)
     status = response.status_code
     count_request(route, request.method, status, elapsed)
     log.info(

@@ -1,107 +1,149 @@
-"""Per-key rate limits, with Flask-Limiter configured as its documentation shows.
+"""Rate limits, counted with the `limits` library through its public API.
 
-One budget per caller (its key's id; its address before a key is known) shared by every route
-behind a key: Flask-Limiter's application limits, HEELDROP_RATE_LIMIT. The public routes are
-exempt. Counters live in memory, per worker process, by default; a `redis://` URL
-(HEELDROP_RATELIMIT_STORAGE_URL) shares them between workers and instances, and if Redis cannot
-be reached each worker counts in memory until it can again (Flask-Limiter's in-memory fallback).
+Three limits, each a fixed window counted per caller:
+- every key has one budget (HEELDROP_RATE_LIMIT) shared by all the routes behind a key, checked
+  by the request hook once the key is known (service/api/hooks.py); the public routes and the
+  fitter's pages are not counted;
+- requests with a missing or wrong key, per client address (HEELDROP_FAILED_KEY_LIMIT): past it,
+  every keyed request from that address is refused until the window ends, so nobody can try
+  keys at full speed;
+- sign-in attempts on the fitter's page, per client address (service/web).
 
-A refusal is 429 with Retry-After. The X-RateLimit-* headers go on every answer of a limited
-route; Retry-After only on a refusal: it means "wait this long" (RFC 9110), which a 200 does not.
-On a 429 it is the limiter's; on another refusal (503: the database failed) the one its handler
-set in `g.retry_after`, never the rate limit's window, which says nothing about that wait.
+Counters live in memory, per worker process, by default; a `redis://` URL
+(HEELDROP_RATELIMIT_STORAGE_URL) shares them between workers and instances, and while Redis
+cannot be reached each worker counts in memory (tried again after RETRY_SECONDS). Apps that share
+a Redis keep apart by RATELIMIT_KEY_PREFIX in their Flask config.
+
+A refusal is 429 with Retry-After: the seconds until the window ends. The X-RateLimit-* headers
+(the limit, what is left of it, when the window ends) go on every answer a limit counted, the
+refusals included; Retry-After only on a refusal: it means "wait this long" (RFC 9110), which a
+200 does not.
 """
 
+import functools
 import logging
 import math
 import time
-from collections.abc import Collection
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import limits
 import limits.storage
 import limits.strategies
-from flask import Flask, Response, g, request
-from flask_limiter import Limiter
+from flask import Response, g, request
+from werkzeug.exceptions import TooManyRequests
 
 log = logging.getLogger("heeldrop")
 
 REDIS_TIMEOUTS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # seconds
+SIGN_IN_LIMIT = "10 per minute"  # sign-in attempts from one address
+T = TypeVar("T")
 
 
-def init_limits(app: Flask, rate_limit: str, storage_url: str, public: Collection[str]) -> Limiter:
-    """Bind a limiter to `app`: `rate_limit` per caller on every route but the `public`
-    endpoints, counted in `storage_url`. Settings the app's config already holds (such as
-    RATELIMIT_KEY_PREFIX or RATELIMIT_SWALLOW_ERRORS) are kept."""
-    app.config.setdefault("RATELIMIT_APPLICATION", rate_limit)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_url)
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
-    if storage_url.startswith(("redis://", "rediss://")):  # a Redis that hangs fails in 2 s
-        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", REDIS_TIMEOUTS)
-    limiter = Limiter(key_func=_caller)
-    limiter.request_filter(lambda: request.endpoint is None or request.endpoint in public)
-    # Flask runs after-request functions in the reverse order of their registration: this one,
-    # registered before the limiter's, runs after it has added its headers.
-    app.after_request(_retry_after_only_with_a_refusal)
-    limiter.init_app(app)
-    return limiter
+class Window:
+    """A counted request's window: whether it was allowed, what is left, when it ends."""
+
+    __slots__ = ("allowed", "amount", "remaining", "reset")
+
+    def __init__(self, allowed: bool, amount: int, stats: limits.WindowStats):
+        self.allowed, self.amount = allowed, amount
+        self.remaining, self.reset = stats.remaining, stats.reset_time
 
 
-def _caller() -> str:
-    return g.get("caller_key") or request.remote_addr or "-"
+def seconds_until(reset: float) -> int:
+    """Whole seconds from now until the time `reset` (at least 1): a Retry-After."""
+    return max(1, math.ceil(reset - time.time()))
 
 
-def _retry_after_only_with_a_refusal(response: Response) -> Response:
-    if response.status_code == 429:
-        return response
-    wait = g.get("retry_after")
-    if wait:
-        response.headers["Retry-After"] = wait
-    else:
-        response.headers.pop("Retry-After", None)
-    return response
-
-
-class FailedKeys:
-    """Requests with a missing or wrong key, counted per client address: past `limit` in its
-    window, every keyed request from that address is refused (429) until the window ends, so
-    nobody can try keys at full speed. Counted in the rate limits' storage (the `limits`
-    library that Flask-Limiter uses, through its public API); while that storage fails, in this
-    process's memory (tried again after RETRY_SECONDS), as Flask-Limiter's own fallback does."""
+class Counters:
+    """Fixed-window counters in one storage (memory or Redis), falling back to this process's
+    memory while that storage fails."""
 
     RETRY_SECONDS = 30
 
-    def __init__(self, limit: str, storage_url: str):
-        self.limit = limits.parse(limit)
+    def __init__(self, storage_url: str, prefix: str = ""):
         options = REDIS_TIMEOUTS if storage_url.startswith(("redis://", "rediss://")) else {}
         shared = limits.storage.storage_from_string(storage_url, **options)
         self.shared = limits.strategies.FixedWindowRateLimiter(shared)
         self.memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
-        self._shared_down_until = 0.0
+        self.prefix = (prefix,) if prefix else ()
+        self.shared_down_until = 0.0
 
-    def _counter(self) -> limits.strategies.FixedWindowRateLimiter:
-        return self.memory if time.monotonic() < self._shared_down_until else self.shared
+    def hit(self, limit: limits.RateLimitItem, *key: str) -> Window:
+        """Count one request under `key`; its window."""
+        ids = (*self.prefix, *key)
+        return self.count(lambda counter: Window(
+            counter.hit(limit, *ids), limit.amount, counter.get_window_stats(limit, *ids)
+        ))  # fmt: skip
 
-    def _down(self, exc: Exception) -> None:
-        self._shared_down_until = time.monotonic() + self.RETRY_SECONDS
-        log.warning("failed-key counter storage unavailable; counting in memory",
-                    extra={"event": "ratelimit_storage", "reason": type(exc).__name__})  # fmt: skip
+    def wait(self, limit: limits.RateLimitItem, *key: str) -> int:
+        """Seconds until `key` may be counted again (0: it may now), counting nothing."""
+        ids = (*self.prefix, *key)
+
+        def seconds(counter: limits.strategies.FixedWindowRateLimiter) -> int:
+            if counter.test(limit, *ids):
+                return 0
+            return seconds_until(counter.get_window_stats(limit, *ids).reset_time)
+
+        return self.count(seconds)
+
+    def count(self, action: Callable[[limits.strategies.FixedWindowRateLimiter], T]) -> T:
+        """`action` on the storage's counters; on any failure of the storage, on this
+        process's memory from now on (until RETRY_SECONDS have passed)."""
+        if time.monotonic() >= self.shared_down_until:
+            try:
+                return action(self.shared)
+            except Exception as exc:
+                self.shared_down_until = time.monotonic() + self.RETRY_SECONDS
+                reason = type(exc).__name__
+                log.warning("rate-limit storage unavailable; counting in memory",
+                            extra={"event": "ratelimit_storage", "reason": reason})  # fmt: skip
+        return action(self.memory)
+
+
+class RateLimits:
+    """The app's limits over one set of counters."""
+
+    def __init__(self, rate_limit: str, failed_key_limit: str, storage_url: str, prefix: str = ""):
+        self.counters = Counters(storage_url, prefix)
+        self.per_key = limits.parse(rate_limit)
+        self.failed_keys = limits.parse(failed_key_limit)
+        self.sign_ins = limits.parse(SIGN_IN_LIMIT)
+
+    def key(self, key_id: str) -> Window:
+        """Count one request of the key `key_id` against its budget."""
+        return self.counters.hit(self.per_key, "keys", key_id)
 
     def blocked(self, address: str) -> int:
-        """Seconds until `address` may try again (0: it may)."""
-        try:
-            counter = self._counter()
-            if counter.test(self.limit, "failed-keys", address):
-                return 0
-            reset = counter.get_window_stats(self.limit, "failed-keys", address).reset_time
-        except Exception as exc:  # any storage failure: count in memory from now on
-            self._down(exc)
-            return self.blocked(address)
-        return max(1, math.ceil(reset - time.time()))
+        """Seconds until `address` may present a key again (0: it may)."""
+        return self.counters.wait(self.failed_keys, "failed-keys", address)
 
     def failed(self, address: str) -> None:
-        try:
-            self._counter().hit(self.limit, "failed-keys", address)
-        except Exception as exc:  # as above
-            self._down(exc)
-            self.memory.hit(self.limit, "failed-keys", address)
+        """Count a request with a missing or wrong key from `address`."""
+        self.counters.hit(self.failed_keys, "failed-keys", address)
+
+    def sign_in(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate the sign-in view: its POSTs (the attempts) are counted per address and
+        past the limit refused with 429 (the page's own error page)."""
+
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            if request.method == "POST":
+                g.rate_window = window = self.counters.hit(
+                    self.sign_ins, "sign-in", request.remote_addr or "-"
+                )
+                if not window.allowed:
+                    raise TooManyRequests()
+            return view(*args, **kwargs)
+
+        return limited
+
+
+def add_headers(response: Response, window: Window) -> None:
+    """The X-RateLimit-* headers of a counted answer, and Retry-After on its refusal."""
+    headers = response.headers
+    headers["X-RateLimit-Limit"] = str(window.amount)
+    headers["X-RateLimit-Remaining"] = str(window.remaining)
+    headers["X-RateLimit-Reset"] = str(math.ceil(window.reset))
+    if response.status_code == 429:
+        headers["Retry-After"] = str(seconds_until(window.reset))

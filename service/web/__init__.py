@@ -3,17 +3,17 @@ and the same core as the API, logged under their tenant like an API key's answer
 
 import os
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask_babel import Babel
-from flask_limiter import Limiter
 
 from service.web import views
 
 SESSION_HOURS = 12  # a shop day; then sign in again
-SIGN_IN_LIMIT = "10 per minute"  # sign-in attempts from one address
 SECRET_FILE = Path("instance") / "secret_key"
 
 
@@ -36,10 +36,10 @@ def secret_key(path: Path = SECRET_FILE) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def init_pages(app: Flask, limiter: Limiter, secure_cookies: bool) -> None:
+def init_pages(app: Flask, sign_in_limit: Callable[[Any], Any], secure_cookies: bool) -> None:
     """Sessions with secure cookie settings, one message catalogue (English shipped), sign-in
-    attempts rate-limited; then the pages, whose every form carries a CSRF token
-    (Flask-WTF)."""
+    attempts rate-limited by the decorator `sign_in_limit`; then the pages, whose every form
+    carries a CSRF token (Flask-WTF)."""
     app.config["SECRET_KEY"] = app.config.get("SECRET_KEY") or secret_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -49,4 +49,4 @@ def init_pages(app: Flask, limiter: Limiter, secure_cookies: bool) -> None:
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
     )
     Babel(app)
-    app.register_blueprint(views.blueprint(limiter.limit(SIGN_IN_LIMIT, methods=["POST"])))
+    app.register_blueprint(views.blueprint(sign_in_limit))
