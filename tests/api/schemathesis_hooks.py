@@ -1,8 +1,9 @@
 """schemathesis hooks (loaded through SCHEMATHESIS_HOOKS by test_schemathesis.py).
 
 The one rule of a request that JSON Schema cannot state: the effective drop, shoe plus heel
-insert, is at most 30 mm (docs/fields.md). A generated body past it is answered 422, as it should be, and
-schemathesis would call that a schema-valid request rejected; such bodies are left out.
+insert, is at most 30 mm (docs/fields.md). A generated body past it is answered 422, as it
+should be, and schemathesis would call that a schema-valid request rejected; such bodies are
+left out.
 """
 
 import schemathesis
