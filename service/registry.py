@@ -216,6 +216,9 @@ class Registry:
             return None
         try:
             digest = self.pointer().get("metadata_sha256", {}).get(version)
+        except ModelRefused:  # a malformed pointer records nothing to trust; the files still
+            digest = None  # are checked (serving falls back to the version it served)
+        try:
             return load_model(self.folder(version), digest)
         except RegistryError as exc:
             raise ModelRefused(str(exc)) from None
