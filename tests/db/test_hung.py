@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from service.api.app import create_app
 from service.db import HUNG_SECONDS, Unavailable, engine_for, keys, ping, upgrade
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -106,14 +105,12 @@ def test_a_frozen_server_mid_statement_fails_it_and_nothing_waits_on_a_rollback(
     engine.dispose()
 
 
-def test_the_api_answers_503_in_json_within_seconds_and_livez_does_not_wait(relayed, registry):
+def test_the_api_answers_503_in_json_within_seconds_and_livez_does_not_wait(relayed, make_app):
     url, relay = relayed
     engine = engine_for(url)
     shop = keys.create(engine, "shop")
     engine.dispose()
-    app = create_app(
-        {"database_url": url, "models_dir": registry.root.parent, "key_cache_seconds": 0.0}
-    )
+    app = make_app(database_url=url, key_cache_seconds=0.0)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {shop}"}
     assert client.post("/v1/recommendations", json=BODY, headers=headers).status_code == 200
