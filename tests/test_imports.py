@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(p for d in ("service", "scripts", "tests") for p in (ROOT / d).rglob("*.py"))
 OURS = ("service", "tests")
 DOORS = ("service.api", "service.batch", "service.training", "service.db", "service.registry",
-         "service.cli", "flask", "flask_smorest", "flask_limiter", "werkzeug", "webargs",
+         "service.cli", "flask", "flask_smorest", "limits", "werkzeug", "webargs",
          "sqlalchemy", "alembic", "gunicorn", "prometheus_client", "sklearn", "skops")  # fmt: skip
 
 

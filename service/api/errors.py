@@ -61,7 +61,7 @@ def _database_unavailable(exc: Unavailable) -> Response:
     )  # fmt: skip
     response = error(503, "the database is unavailable, so nothing was answered or stored; "
                           "try again shortly")  # fmt: skip
-    g.retry_after = response.headers["Retry-After"] = RETRY_SECONDS
+    response.headers["Retry-After"] = RETRY_SECONDS
     return response
 
 
