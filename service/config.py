@@ -91,6 +91,7 @@ class Config:
             origin = (
                 "the default, models/ in the current directory; HEELDROP_MODELS_DIR sets another"
                 if self.models_dir == Path(MODELS_DEFAULT).absolute()
+                and not os.environ.get("HEELDROP_MODELS_DIR")
                 else "HEELDROP_MODELS_DIR"
             )
             lines.append(f"models folder {self.models_dir} ({origin})")
@@ -99,6 +100,7 @@ class Config:
                 "the default, instance/heeldrop.db in the current directory; "
                 "HEELDROP_DATABASE_URL sets another"
                 if self.database_url == absolute_url(DATABASE_DEFAULT)
+                and not os.environ.get("HEELDROP_DATABASE_URL")
                 else "HEELDROP_DATABASE_URL"
             ]
             file = sqlite_file(self.database_url)

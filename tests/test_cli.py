@@ -361,6 +361,16 @@ def test_the_default_models_folder_is_named_with_where_it_comes_from(elsewhere, 
     assert code == 0 and "models folder" not in err  # the rules alone read no models
 
 
+def test_a_setting_that_names_the_default_place_is_said_to_be_the_setting(elsewhere, monkeypatch):
+    from service.config import Config
+
+    monkeypatch.setenv("HEELDROP_MODELS_DIR", str(elsewhere / "models"))  # as the image sets it
+    monkeypatch.setenv("HEELDROP_DATABASE_URL", "sqlite:///instance/heeldrop.db")
+    models, database = Config().sources(models=True, database=True)
+    assert models == f"models folder {elsewhere}/models (HEELDROP_MODELS_DIR)"
+    assert database.startswith(f"database sqlite:///{elsewhere}/instance/heeldrop.db (HEELDROP_")
+
+
 def test_a_database_password_is_never_printed(monkeypatch):
     from service.config import Config
 
