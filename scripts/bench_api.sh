@@ -10,7 +10,7 @@
 # errors; goal 0.50) with each round's ratio beside it.
 #
 #   scripts/bench_api.sh [--duration SECONDS] [--rounds N] [--connections N] [--workers N]
-#                        [--max-requests N]
+#                        [--max-requests N] [--database-url URL]
 #
 # Also prints each worker's resident memory after the warm-up and at the end. A soak with worker
 # recycling off, so a leak cannot hide behind it:
@@ -18,14 +18,17 @@
 #
 # Needs wrk (Debian/Ubuntu: `apt-get install -y wrk`; macOS: `brew install wrk`).
 # Serves the champion of HEELDROP_MODELS_DIR (default models/); if none it can serve, trains one
-# on a simulated cohort into a temporary folder. Uses a temporary database, API key, port and
-# metrics folder, and stops its server on exit. Nothing outside the temporary folder is changed.
+# on a simulated cohort into a temporary folder. Uses a temporary SQLite database, API key, port
+# and metrics folder, and stops its server on exit. Nothing outside the temporary folder is
+# changed, unless --database-url names a database (PostgreSQL, say) to log to instead: it is
+# migrated, and the bench's key and the recommendations it logged stay in it.
 set -euo pipefail
 
 DURATION=15
 ROUNDS=3
 CONNECTIONS=16
 WORKERS=2
+DATABASE_URL=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) DURATION="$2"; shift 2 ;;
@@ -34,7 +37,8 @@ while [ $# -gt 0 ]; do
         --workers) WORKERS="$2"; shift 2 ;;
         --max-requests) export GUNICORN_CMD_ARGS="--max-requests $2 --max-requests-jitter 0"
             [[ "$2" =~ ^[0-9]+$ ]] || { echo "not a whole number: $2" >&2; exit 2; }; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --database-url) DATABASE_URL="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -72,11 +76,11 @@ if ! heeldrop models check champion >/dev/null 2>&1; then
     heeldrop cohort --rows 20000 --seed 1 -o "$WORK/cohort.csv"
     heeldrop retrain --data "$WORK/cohort.csv" --promote force >/dev/null
 fi
-export HEELDROP_DATABASE_URL="sqlite:///$WORK/bench.db"
+export HEELDROP_DATABASE_URL="${DATABASE_URL:-sqlite:///$WORK/bench.db}"
 export HEELDROP_RATE_LIMIT="100000000/minute"  # measure the service, not the rate limiter
 export PROMETHEUS_MULTIPROC_DIR="$WORK/prometheus"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-HD_KEY="$(heeldrop keys create --name bench 2>/dev/null)"
+HD_KEY="$(heeldrop keys create --name "bench-${WORK##*.}" 2>/dev/null)"  # unique: a database may be reused
 export HD_KEY
 
 PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
