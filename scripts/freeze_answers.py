@@ -10,8 +10,11 @@ Writes, into the folder given (default tests/core/frozen):
 
 The frozen-answers test checks the recommender still gives these answers (decisions exactly,
 floats to 1e-9). Run this again only when the answers are meant to change, and read the diff.
+With --keep-model the folder's `serving.json` is kept and only the answers are frozen again, so
+a change to the rules' wording moves the texts and nothing else (training may have changed since).
 
     python scripts/freeze_answers.py [--rows 20000] [--seed 20261207] [-o tests/core/frozen]
+                                     [--keep-model]
 """
 
 import argparse
@@ -55,15 +58,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("-o", "--output", type=Path, default=Path("tests/core/frozen"))
+    parser.add_argument("--keep-model", action="store_true",
+                        help="keep the folder's serving.json; freeze the answers only")  # fmt: skip
     args = parser.parse_args()
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        train = Path(tmp) / "train.csv"
-        write_cohort(train, 20_000, seed=args.seed + 1)
-        estimator, _ = fit(read_labelled([train]), 0, load_rules())
-    params = served(estimator).to_json()
-    (out / "serving.json").write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
+    if args.keep_model:
+        params = json.loads((out / "serving.json").read_text(encoding="utf-8"))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            train = Path(tmp) / "train.csv"
+            write_cohort(train, 20_000, seed=args.seed + 1)
+            estimator, _ = fit(read_labelled([train]), 0, load_rules())
+        params = served(estimator).to_json()
+        (out / "serving.json").write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     model = ServingModel("frozen", {}, LinearSoftmax.from_json(params), out)
     cohort = requests_table(args.rows, args.seed)
     people = [nest(record) for record in cohort.to_pylist()]

@@ -85,9 +85,10 @@ RESPONSE: dict[str, Any] = {
         "missing_inputs": [],
     },
     "advice": [
-        {"id": "HD011", "text": "A progressive tendon-loading programme is the treatment; a "
-         "heel-lift insert can ease an irritable tendon early on, within the range above, and is "
-         "weaned as the pain settles. It is not a cure."},
+        {"id": "HD011", "text": "A progressive tendon-loading programme is the treatment. Early "
+         "on, a heel-lift insert can ease an irritable tendon, if the range above leaves room for "
+         "one and a higher heel has not made the pain worse; wean it as the pain settles. It is "
+         "not a cure."},
         {"id": "HD024",
          "text": "Once you have had 4 weeks without symptoms, lower again in smaller steps."},
         {"id": "HD047", "text": "Stretch the calf with the knee straight; lower drops stretch it, "

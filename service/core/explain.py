@@ -11,7 +11,7 @@ from service.core.features import FACTOR_LABELS, FEATURE_INPUTS, FEATURES, GROUP
 from service.core.fields import BANDS, FIELDS
 from service.core.model import ServingModel
 from service.core.rules import Rule
-from service.core.summary import slots
+from service.core.summary import INSERT_MAX_MM, slots
 from service.core.texts import TemplateValues, Texts, messages, plain, value
 
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
@@ -20,6 +20,7 @@ AFTER_REFERRAL = (
     "out of 10"
 )
 RAISE_NOTE = "Change to {drop} mm shoes, or add a heel insert; going higher can be done at once."
+RAISE_NOTE_SHOES = "Change to {drop} mm shoes; going higher can be done at once."
 LOWER_NOTE = "Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more."
 TOP_FACTORS = 4
 IMPORTANT_INPUTS = (
@@ -36,7 +37,11 @@ _MISSING = (
     ("ktw_min", "mobility.knee_to_wall_cm"),
 )
 BOOLEANS = {context_name(f.path) for f in FIELDS if f.kind == "bool"}
-_GROUP_KEY = {g: "ktw_min" if g == "mobility.knee_to_wall_cm" else context_name(g) for g in GROUPS}
+# The value each group's factor shows: the effective drop (shoe and insert), the stiffer side's
+# knee-to-wall, else the field itself.
+_GROUP_KEY = {g: context_name(g) for g in GROUPS} | {
+    "footwear.current_drop_mm": "current", "mobility.knee_to_wall_cm": "ktw_min",
+}  # fmt: skip
 _GROUP_FIRST = {
     g: next(k for k, f in enumerate(FEATURES) if FEATURE_INPUTS[f] == g) for g in GROUPS
 }
@@ -51,7 +56,8 @@ def plan(
     if direction == "keep":
         return []
     if direction in ("raise", "step_back_up"):
-        note = RAISE_NOTE.format(drop=range_min)
+        note = RAISE_NOTE if range_min - current <= INSERT_MAX_MM else RAISE_NOTE_SHOES
+        note = note.format(drop=range_min)
         return [{"step": 1, "drop_mm": range_min, "weeks": weeks, "note": note}]
     count = math.ceil((current - range_max) / 4)
     size = (current - range_max) / count

@@ -26,9 +26,15 @@ LEADS = {
     "keep_insert": "Keep your shoes and heel insert at {now:g} mm: {span} is right for you.",
     "lower_gradually": "Lower gradually from {now:g} mm to {span}, in steps of up to 4 mm, "
     "{weeks} weeks each.",
-    "raise": "Raise your heel drop from {now:g} mm to {span}: other shoes or a heel insert.",
-    "step_back_up": "Step back up from {now:g} mm to {span}: other shoes or a heel insert.",
+    "lower_once": "Lower from {now:g} mm to {span} in one step.",
+    "raise": "Raise your heel drop from {now:g} mm to {span}: {means}.",
+    # said only to someone known to have worn a higher drop before
+    "step_back_up": "Step back up from {now:g} mm to {span}: {means}.",
 }
+MEANS = {True: "other shoes or a heel insert", False: "other shoes"}
+# A heel insert is offered for a raise up to the height of the lifts trialled for Achilles pain
+# (12 mm, HEALTHY 2021); a larger raise is a matter of other shoes.
+INSERT_MAX_MM = 12
 REFERRAL_KEEP = (
     "See a clinician {when} before changing your shoes; until then, keep your {now:g} mm."
 )
@@ -68,6 +74,7 @@ def slots(d: Decisions, texts: Texts, simulated: bool = True) -> np.ndarray:
 def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
     current, previous, direction = d.ctx["current"], d.ctx["previous_drop_mm"], d.direction
     insert = d.ctx["heel_insert_mm"] > 0
+    came_down = (previous > current) | (d.ctx["years_in_heeled_shoes"] > 0)
     lo, hi, urgency, referred = d.range_min, d.range_max, d.urgency, d.referred
 
     def lead(i: int) -> str:
@@ -75,16 +82,22 @@ def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
         if referred[i]:
             when = URGENCY[urgency[i]]
             if lo[i] <= now <= hi[i]:
-                return REFERRAL_KEEP.format(when=when, now=now)
-            return REFERRAL_BACK.format(when=when, back=float(previous[i]))
+                return REFERRAL_KEEP.format(when=when, now=round(now, 1))
+            return REFERRAL_BACK.format(when=when, back=round(float(previous[i]), 1))
         lead = DIRECTIONS[direction[i]]
         if lead == "keep" and insert[i]:
             lead = "keep_insert"
+        elif lead == "lower_gradually" and now - hi[i] <= 4:  # one step
+            lead = "lower_once"
+        elif lead == "step_back_up" and not came_down[i]:
+            lead = "raise"
         return LEADS[lead].format(
-            now=now, span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i])
-        )
+            now=round(now, 1), span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i]),
+            means=MEANS[lo[i] - now <= INSERT_MAX_MM],
+        )  # fmt: skip
 
-    keys = [current, previous, insert, lo, hi, direction, referred, urgency, d.pace_weeks]
+    keys = [current, previous, insert, came_down, lo, hi, direction, referred, urgency,
+            d.pace_weeks]  # fmt: skip
     return texts.word(rows, keys, lead)
 
 

@@ -101,11 +101,12 @@ def value(d: Decisions, key: str, i: int) -> float:
 
 
 def plain(d: Decisions, key: str, i: int) -> Any:
-    """Row i of a context value as JSON: an enum's option or a number; None if absent."""
+    """Row i of a context value as a person reads it: an enum's option, or a number to one
+    decimal (a knee-to-wall from a lunge angle is 7.3 cm, not 7.333...); None if absent."""
     number = value(d, key, i)
     if math.isnan(number):
         return None
-    return OPTIONS[key][int(number)] if key in OPTIONS else number
+    return OPTIONS[key][int(number)] if key in OPTIONS else round(number, 1)
 
 
 class TemplateValues(dict[str, Any]):

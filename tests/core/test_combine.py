@@ -229,7 +229,7 @@ def test_every_referral_that_fires_gives_its_reasons(rules_only):
     assert firings(out)["HD002"] is False and firings(out)["HD003"] is False
     referral = out["recommendation"]["referral"]
     assert referral["urgency"] == "soon"
-    assert "injury 3 weeks ago" in referral["reasons"][0]
+    assert "injury was 3 weeks ago" in referral["reasons"][0]
     assert "night" in referral["reasons"][1]
     assert out["recommendation"]["confidence"] == pytest.approx(0.25)
 

@@ -192,6 +192,39 @@ def test_the_summary_reads_aloud_within_its_limits(engine, body):
         assert len(SENTENCE_END.findall(summary)) == 3, summary  # what would firm it up
 
 
+@PROPERTY
+@with_examples
+@given(body=requests())
+def test_what_the_answer_says_agrees_with_what_it_decides(engine, body):
+    """The read-aloud review's faults as invariants: the summary's lead and reason, the plan's
+    notes and every text's numbers agree with the decisions."""
+    response = engine.recommend(body)
+    summary, rec = response["explanation"]["summary"], response["recommendation"]
+    steps, direction = rec["transition_plan"], rec["direction"]
+    if "Your shoes suit you" in summary:
+        assert direction == "keep", summary
+    if " in one step." in summary:
+        assert len(steps) == 1, summary
+    if "in steps of up to 4 mm" in summary:
+        assert len(steps) >= 2, summary
+    footwear = body.get("footwear", {})
+    now = footwear["current_drop_mm"] + footwear.get("heel_insert_mm", 0)
+    if summary.startswith("Step back up"):
+        assert footwear.get("previous_drop_mm", -1) > now or footwear.get(
+            "years_in_heeled_shoes", 0) > 0, summary  # fmt: skip
+    for step in steps:
+        if "heel insert" in step["note"]:
+            assert step["drop_mm"] - now <= 12, step
+    texts = [
+        summary,
+        *(r["message"] for r in response["explanation"]["rules"]),
+        *(a["text"] for a in response["advice"]),
+        *((rec["referral"] or {}).get("reasons", [])),
+    ]
+    for text in texts:  # numbers as a person reads them: at most one decimal
+        assert not re.search(r"\d\.\d\d", text), text
+
+
 FAVOUR_HIGHER = ("achilles_pain", "plantar_heel_pain", "calf_tightness")
 FAVOUR_LOWER = ("knee_pain", "forefoot_pain")
 

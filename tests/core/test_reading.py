@@ -1,0 +1,195 @@
+"""The faults a read-aloud review of version 2's answers found (58 answers read as a
+physiotherapist and a shop assistant would), one test each, named for the fault, on the answer
+a careful clinician would give. The decisions did not change: only what the answers say."""
+
+import pytest
+
+from service.core.explain import plan
+from tests.core.test_combine import RUNNER, advice_ids, firings, person, span
+
+
+@pytest.fixture(scope="session", params=["recommender", "rules_only"])
+def engine(request):
+    return request.getfixturevalue(request.param)
+
+
+def summary(out: dict) -> str:
+    return out["explanation"]["summary"]
+
+
+def message(out: dict, rule_id: str) -> str:
+    return next(f["message"] for f in out["explanation"]["rules"] if f["id"] == rule_id)
+
+
+def advice(out: dict, rule_id: str) -> str:
+    return next(a["text"] for a in out["advice"] if a["id"] == rule_id)
+
+
+def factor_values(out: dict) -> dict[str, object]:
+    return {f["label"]: f["value"] for f in out["explanation"]["model"]["top_factors"]}
+
+
+HEELS_TO_FLATS = person(
+    4, ktw=None, person={"age_years": 35},
+    footwear={"current_type": "casual", "weeks_in_current_drop": 3, "previous_drop_mm": 28,
+              "years_in_heeled_shoes": 12},
+    symptoms={"calf_tightness": 6, "achilles_pain": 8, "started_after_shoe_change": True},
+)  # fmt: skip
+OLDER_IN_HEELS = person(
+    20, ktw=None, person={"age_years": 74},
+    footwear={"current_type": "casual", "years_in_heeled_shoes": 50},
+    activity={"primary": "walking"}, symptoms={"knee_pain": 2},
+)  # fmt: skip
+
+
+def test_a_raise_too_high_for_an_insert_is_not_offered_as_one(engine):
+    # Referred 3 weeks after moving from 28 mm heels to 4 mm: back to the heels, not a 24 mm insert.
+    out = engine.recommend(HEELS_TO_FLATS)
+    rec = out["recommendation"]
+    assert rec["refer_to_clinician"] is True and span(out) == (28, 28)
+    assert "go back to your 28 mm shoes" in summary(out)
+    assert [step["note"] for step in rec["transition_plan"]] == [
+        "Change to 28 mm shoes; going higher can be done at once."
+    ]
+    # A raise an insert can make still offers one (the lifts trialled for Achilles pain: 12 mm).
+    assert "heel insert" in plan(0, "step_back_up", 12, 14, 4, [])[0]["note"]
+    assert "heel insert" not in plan(0, "step_back_up", 13, 14, 4, [])[0]["note"]
+
+
+def test_heel_lift_advice_is_not_unconditional_when_a_higher_heel_made_it_worse(engine):
+    out = engine.recommend(
+        person(10, ktw=10, footwear={"current_type": "road_running", "heel_lift_effect": "worse"},
+               activity={**RUNNER, "running_km_per_week": 20}, symptoms={"achilles_pain": 5})
+    )  # fmt: skip
+    assert span(out) == (10, 10) and firings(out)["HD023"] is False
+    text = advice(out, "HD011")
+    assert "a higher heel has not made the pain worse" in text
+    assert "within the range above, and is weaned" not in text  # the old, unconditional offer
+
+
+def test_a_lifting_shoes_answer_does_not_send_daily_shoes_to_its_range(engine):
+    out = engine.recommend(
+        person(20, ktw=7, footwear={"current_type": "weightlifting"},
+               activity={"primary": "weightlifting", "squats_in_lifting_shoes": True},
+               symptoms={"anterior_ankle_pinch": 5}, mobility={"restriction_felt": "front"})
+    )  # fmt: skip
+    assert span(out) == (20, 20)
+    assert "daily shoes follow the range" not in advice(out, "HD044")
+    assert "other shoes get their own answer" in advice(out, "HD044")
+    assert "daily shoes follow their own answer" in summary(out)
+
+
+def test_the_lowering_pace_message_agrees_with_a_slower_plan(engine):
+    out = engine.recommend(OLDER_IN_HEELS)
+    weeks = {step["weeks"] for step in out["recommendation"]["transition_plan"]}
+    assert weeks == {6}  # HD032 and HD034 slow it
+    assert message(out, "HD030").endswith("steps of at most 4 mm, at least 4 weeks each.")
+    assert "6 weeks each" in summary(out)
+
+
+def test_content_keep_does_not_say_no_change_beside_a_forced_change(engine):
+    out = engine.recommend(OLDER_IN_HEELS)
+    assert out["recommendation"]["direction"] == "lower_gradually"
+    assert firings(out)["HD050"] is False
+    assert "no need to change" not in message(out, "HD050")
+    assert "only as far as the limits above require" in message(out, "HD050")
+    assert "suit you" not in summary(out)
+    assert "14 mm or under" in summary(out)  # the cap that forced it is the reason given
+
+
+def test_older_adult_advice_names_no_heel_band_that_the_range_contradicts(engine):
+    out = engine.recommend(OLDER_IN_HEELS)
+    assert out["recommendation"]["band"] == "high"
+    text = advice(out, "HD049")
+    assert "low-to-moderate" not in text and "no higher than the range above" in text
+
+
+def test_a_single_lowering_step_is_not_called_steps_of_up_to_4_mm(engine):
+    out = engine.recommend(
+        person(12, ktw=9, person={"age_years": 35}, footwear={"current_type": "casual"},
+               symptoms={"anterior_ankle_pinch": 2}, mobility={"restriction_felt": "front"})
+    )  # fmt: skip
+    assert [step["drop_mm"] for step in out["recommendation"]["transition_plan"]] == [10]
+    assert summary(out).startswith("Lower from 12 mm to 7-10 mm (moderate) in one step.")
+    assert "steps of up to" not in summary(out)
+
+
+def test_the_effective_drop_factor_shows_the_shoe_and_the_insert(recommender):
+    out = recommender.recommend(
+        person(8, insert=10, ktw=10, person={"age_years": 40}, footwear={"current_type": "walking"})
+    )  # fmt: skip
+    assert "from 18 mm" in summary(out)
+    assert factor_values(out)["current effective drop"] == 18
+
+
+def test_a_knee_to_wall_of_10_5_cm_is_not_rounded_to_10(engine):
+    out = engine.recommend(
+        person(10, ktw=None, mobility={"knee_to_wall_cm": {"left": 8, "right": 10.5}})
+    )
+    assert message(out, "HD040") == "Your left ankle bends less (8 cm against 10.5 cm)."
+    assert "(8 cm against 10.5 cm): work on that side first" in advice(out, "HD040")
+
+
+def test_a_knee_to_wall_from_a_lunge_angle_reads_to_one_decimal(engine):
+    out = engine.recommend(
+        person(8, ktw=None, mobility={"lunge_angle_deg": {"left": 12, "right": 40},
+                                      "measured_in": "shoes"})
+    )  # fmt: skip
+    # 12 / 3.6 - 1 = 2.33 cm and 40 / 3.6 - 1 = 10.11 cm: a referral (under 3 cm; 7.8 cm apart)
+    assert out["recommendation"]["referral"]["reasons"] == [
+        "your left ankle bends 7.8 cm less than the other",
+        "an ankle that barely bends (knee-to-wall 2.3 cm) needs assessing",
+    ]
+    assert message(out, "HD040") == "Your left ankle bends less (2.3 cm against 10.1 cm)."
+
+
+def test_referral_reasons_read_as_whole_sentences_in_the_summary(engine):
+    surgery = engine.recommend(
+        person(0, ktw=None, footwear={"weeks_in_current_drop": 2, "previous_drop_mm": 8,
+                                      "years_in_heeled_shoes": 20},
+               symptoms={"calf_tightness": 5, "started_after_shoe_change": True},
+               history={"weeks_since_ankle_surgery": 8})
+    )  # fmt: skip
+    assert summary(surgery) == (
+        "See a clinician soon; until then, go back to your 8 mm shoes. Your ankle surgery was "
+        "8 weeks ago, and the first 12 weeks are for your surgeon to guide."
+    )
+    injury = engine.recommend(person(10, history={"weeks_since_ankle_injury": 3}))
+    assert summary(injury).endswith(
+        "Your ankle injury was 3 weeks ago, and a sprain takes 3 to 6 weeks to heal."
+    )
+    swollen = engine.recommend(person(10, symptoms={"ankle_swelling": 6}))
+    assert summary(swollen).endswith("Marked ankle swelling (6/10) needs checking.")
+
+
+def test_a_step_back_from_zero_drop_does_not_claim_a_start_that_was_not_given(engine):
+    out = engine.recommend(
+        person(2, ktw=None, footwear={"weeks_in_current_drop": 25, "years_in_heeled_shoes": 5,
+                                      "previous_drop_mm": 8},
+               symptoms={"calf_tightness": 3})
+    )  # fmt: skip
+    said = message(out, "HD010")
+    assert said.startswith("Symptoms 25 weeks into 2 mm shoes, after 5 years in heeled ones:")
+    assert "began" not in said and "Pain" not in said  # tightness is not pain (version 2, 15)
+    assert "pain came with" not in summary(out).lower()
+    told = engine.recommend(
+        person(0, symptoms={"calf_tightness": 4, "started_after_shoe_change": True})
+    )
+    assert message(told, "HD010").startswith("Symptoms since the move to 0 mm shoes:")
+
+
+def test_step_back_up_is_said_only_to_someone_who_wore_a_higher_drop(engine):
+    never = person(0, ktw=12, footwear={"current_type": "minimalist",
+                                        "weeks_in_current_drop": 500, "years_in_heeled_shoes": 0},
+                   symptoms={"achilles_pain": 6})  # fmt: skip
+    out = engine.recommend(never)
+    assert out["recommendation"]["direction"] == "step_back_up"  # the contract's name stays
+    assert summary(out).startswith("Raise your heel drop from 0 mm to 8-10 mm")
+    came_down = {**never, "footwear": {**never["footwear"], "previous_drop_mm": 10}}
+    assert summary(engine.recommend(came_down)).startswith("Step back up from 0 mm to 8-10 mm")
+
+
+def test_content_keep_says_no_pain_was_reported_rather_than_that_there_is_none(engine):
+    out = engine.recommend(person(8))
+    assert out["recommendation"]["direction"] == "keep" and advice_ids(out) == []
+    assert "Your shoes suit you: you report no pain of 3/10 or more." in summary(out)
