@@ -193,3 +193,13 @@ def test_content_keep_says_no_pain_was_reported_rather_than_that_there_is_none(e
     out = engine.recommend(person(8))
     assert out["recommendation"]["direction"] == "keep" and advice_ids(out) == []
     assert "Your shoes suit you: you report no pain of 3/10 or more." in summary(out)
+
+
+def test_the_daily_cap_states_the_height_a_therapeutic_insert_keeps(engine):
+    out = engine.recommend(person(12, insert=10, symptoms={"achilles_pain": 5}))
+    assert span(out) == (22, 22)
+    assert message(out, "HD019") == (
+        "Everyday shoes: no more than 14 mm, but with a heel-lift insert that treats the pain "
+        "your 22 mm stays."
+    )
+    assert message(engine.recommend(person(20)), "HD019") == "Everyday shoes: no more than 14 mm."

@@ -391,7 +391,7 @@ CASES = [
     case("HD019", "a-therapeutic-lift-keeps-its-height",
          person(12, insert=6, symptoms={"achilles_pain": 4}),
          person(12, insert=6, symptoms={"achilles_pain": 4}, activity={"primary": "weightlifting"}),
-         ["no more than 18 mm"], [drop(18, 18), direction("keep")]),
+         ["treats the pain your 18 mm stays"], [drop(18, 18), direction("keep")]),
     case("HD020", "runner-forefoot-5-vs-2",
          person(9, symptoms={"forefoot_pain": 5}, activity={"running_km_per_week": 10}),
          person(9, symptoms={"forefoot_pain": 2}, activity={"running_km_per_week": 10}),
