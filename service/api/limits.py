@@ -114,6 +114,11 @@ class RateLimits:
         """Count one request of the key `key_id` against its budget."""
         return self.counters.hit(self.per_key, "keys", key_id)
 
+    def staff(self, user_id: int) -> Window:
+        """Count one form sent by a staff user of the fitter's pages against the same budget
+        as a key's: the pages answer and log recommendations as the API does."""
+        return self.counters.hit(self.per_key, "staff", str(user_id))
+
     def blocked(self, address: str) -> int:
         """Seconds until `address` may present a key again (0: it may)."""
         return self.counters.wait(self.failed_keys, "failed-keys", address)

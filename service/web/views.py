@@ -21,6 +21,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from marshmallow import ValidationError
+from werkzeug.exceptions import TooManyRequests
 
 from service.api.metrics import count_outcome
 from service.api.recommendations import answer
@@ -49,6 +50,10 @@ def staff_only(view: Callable[..., Any]) -> Callable[..., Any]:
             return redirect(url_for("fit.sign_in", next=request.path))
         g.staff = staff
         g.tenant = staff.tenant
+        if request.method == "POST":  # what answers or records: a key's budget, per user
+            g.rate_window = window = current_app.extensions["heeldrop.limits"].staff(staff.id)
+            if not window.allowed:
+                raise TooManyRequests()
         return view(*args, **kwargs)
 
     return inner

@@ -85,6 +85,23 @@ def test_sign_in_attempts_are_rate_limited(site):
     assert codes[:10] == [400] * 10 and codes[10:] == [429, 429]
 
 
+def test_a_staff_users_forms_count_against_the_keys_rate_limit(make_app, db_url):
+    app = make_app(secure_cookies=False, SECRET_KEY="test-secret", rate_limit="3/minute")
+    engine = engine_for(db_url)
+    users.create(engine, "ann", "corner-shop", PASSWORD)
+    users.create(engine, "bob", "corner-shop", PASSWORD)
+    ann = signed_in(app)
+    codes = [submit(ann, COMMON).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = submit(ann, COMMON)
+    assert refused.status_code == 429 and "Too many attempts" in refused.text
+    assert refused.headers["X-RateLimit-Remaining"] == "0" and "Retry-After" in refused.headers
+    assert len(logged(app)) == 3  # a refused form answers nothing and logs nothing
+    assert ann.get("/fit").status_code == 200  # reading the form costs nothing
+    assert submit(signed_in(app, "bob"), COMMON).status_code == 200  # a budget per user
+    engine.dispose()
+
+
 def test_forms_without_their_csrf_token_are_refused_and_nothing_is_logged(site):
     client = site.test_client()
     r = client.post("/fit/sign-in", data={"name": "ann", "password": PASSWORD})
