@@ -30,7 +30,7 @@ _RULES = [
     ("HD019", "ceiling 14 mm (policy)",
      "Everyday shoes: no more than 14 mm."),
     ("HD024", "floor 8 mm, ceiling 10 mm (symptom), advice",
-     "Pain after a fast move down from 10 mm: no lower than 8 mm for now."),
+     "Symptoms after a fast move down from 10 mm: no lower than 8 mm for now."),
     ("HD026", "floor 4 mm (symptom)",
      "Calf tightness (3/10): no lower than your 4 mm while the calf is tight."),
     ("HD047", "advice",
@@ -120,7 +120,7 @@ CATALOGUE = {
     "version": "3f0c2a9d41be",
     "rules": [{
         "id": "HD016", "name": "knee-offload", "stage": "bounds",
-        "effect": "ceiling min(8, current) mm (symptom)",
+        "effect": "ceiling min(8, ceil(current)) mm (symptom)",
         "message": "Knee pain ({knee_pain:.0f}/10): no higher than {ceiling_value:.0f} mm; a "
         "higher drop loads the knee more.",
         "grade": "B", "sources": ["Sinclair 2014", "Kerrigan 2009"],

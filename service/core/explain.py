@@ -19,9 +19,18 @@ AFTER_REFERRAL = (
     "come back once a clinician has assessed you; see them sooner if the pain rises by 2 or more "
     "out of 10"
 )
-RAISE_NOTE = "Change to {drop} mm shoes, or add a heel insert; going higher can be done at once."
-RAISE_NOTE_SHOES = "Change to {drop} mm shoes; going higher can be done at once."
-LOWER_NOTE = "Wear {drop} mm for {weeks} weeks; go on only if nothing hurts more."
+# A raise's note, by (whether the person wears a heel insert, whether an insert can make it).
+RAISE_NOTES = {
+    (False, True): "Change to {drop} mm shoes, or add a heel insert; going higher can be done at "
+    "once.",
+    (False, False): "Change to {drop} mm shoes; going higher can be done at once.",
+    (True, True): "Go to {drop} mm, shoe and insert together: higher shoes or a thicker insert; "
+    "going higher can be done at once.",
+    (True, False): "Go to {drop} mm, shoe and insert together, with higher shoes; going higher "
+    "can be done at once.",
+}
+LOWER_NOTE = "Wear {drop} mm{together} for {weeks} weeks; go on only if nothing hurts more."
+TOGETHER = {False: "", True: ", shoe and insert together,"}
 TOP_FACTORS = 4
 IMPORTANT_INPUTS = (
     "person.age_years",
@@ -48,16 +57,22 @@ _GROUP_FIRST = {
 
 
 def plan(
-    current: float, direction: str, range_min: int, range_max: int, weeks: int, notes: list[str]
+    current: float,
+    direction: str,
+    range_min: int,
+    range_max: int,
+    weeks: int,
+    notes: list[str],
+    insert: bool = False,
 ) -> list[dict[str, Any]]:
     """Lowering: steps of at most 4 mm ending at the range's max; raising: one step to the
     range's min; every step between the current drop and the range. `notes` (pace rules')
-    are added to each lowering step's own."""
+    are added to each lowering step's own; with an `insert`, each drop is said to count shoe
+    and insert together."""
     if direction == "keep":
         return []
     if direction in ("raise", "step_back_up"):
-        note = RAISE_NOTE if range_min - current <= INSERT_MAX_MM else RAISE_NOTE_SHOES
-        note = note.format(drop=range_min)
+        note = RAISE_NOTES[insert, range_min - current <= INSERT_MAX_MM].format(drop=range_min)
         return [{"step": 1, "drop_mm": range_min, "weeks": weeks, "note": note}]
     count = math.ceil((current - range_max) / 4)
     size = (current - range_max) / count
@@ -67,7 +82,9 @@ def plan(
             "step": k,
             "drop_mm": drop,
             "weeks": weeks,
-            "note": " ".join([LOWER_NOTE.format(drop=drop, weeks=weeks), *notes]),
+            "note": " ".join(
+                [LOWER_NOTE.format(drop=drop, together=TOGETHER[insert], weeks=weeks), *notes]
+            ),
         }
         for k, drop in enumerate(drops, start=1)
     ]
@@ -106,6 +123,7 @@ class _Rows:
         self.range_min, self.range_max = d.range_min.tolist(), d.range_max.tolist()
         self.pace, self.confidence = d.pace_weeks.tolist(), d.confidence.tolist()
         self.urgency, self.current = d.urgency.tolist(), d.ctx["current"].tolist()
+        self.insert = (d.ctx["heel_insert_mm"] > 0).tolist()
         self.model_band = d.model_band.tolist()
         self.probs = None if d.probs is None else d.probs.tolist()
         self.factors = self.top = None
@@ -148,7 +166,7 @@ def _answer(
         "drop_mm": {"min": lo, "max": hi},
         "band": BANDS[band],
         "direction": direction,
-        "transition_plan": plan(rows.current[i], direction, lo, hi, weeks, notes),
+        "transition_plan": plan(rows.current[i], direction, lo, hi, weeks, notes, rows.insert[i]),
         "confidence": round(rows.confidence[i], 4),
         "refer_to_clinician": referral is not None,
         "referral": referral,

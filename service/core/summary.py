@@ -24,14 +24,21 @@ from service.core.texts import TemplateValues, Texts
 LEADS = {
     "keep": "Keep your {now:g} mm shoes: {span} is right for you.",
     "keep_insert": "Keep your shoes and heel insert at {now:g} mm: {span} is right for you.",
-    "lower_gradually": "Lower gradually from {now:g} mm to {span}, in steps of up to 4 mm, "
+    "lower_gradually": "Lower gradually from {start} to {span}, in steps of up to 4 mm, "
     "{weeks} weeks each.",
-    "lower_once": "Lower from {now:g} mm to {span} in one step.",
-    "raise": "Raise your heel drop from {now:g} mm to {span}: {means}.",
+    "lower_once": "Lower from {start} to {span} in one step.",
+    "raise": "Raise your heel drop from {start} to {span}: {means}.",
     # said only to someone known to have worn a higher drop before
-    "step_back_up": "Step back up from {now:g} mm to {span}: {means}.",
+    "step_back_up": "Step back up from {start} to {span}: {means}.",
 }
-MEANS = {True: "other shoes or a heel insert", False: "other shoes"}
+START = {False: "{now:g} mm", True: "{now:g} mm with your insert"}
+# How to raise, by (whether the person wears a heel insert, whether an insert can make it).
+MEANS = {
+    (False, True): "other shoes or a heel insert",
+    (False, False): "other shoes",
+    (True, True): "higher shoes or a thicker insert",
+    (True, False): "higher shoes",
+}
 # A heel insert is offered for a raise up to the height of the lifts trialled for Achilles pain
 # (12 mm, HEALTHY 2021); a larger raise is a matter of other shoes.
 INSERT_MAX_MM = 12
@@ -91,9 +98,11 @@ def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
             lead = "lower_once"
         elif lead == "step_back_up" and not came_down[i]:
             lead = "raise"
+        now = round(now, 1)
         return LEADS[lead].format(
-            now=round(now, 1), span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i]),
-            means=MEANS[lo[i] - now <= INSERT_MAX_MM],
+            now=now, start=START[bool(insert[i])].format(now=now),
+            span=span(int(lo[i]), int(hi[i])), weeks=int(d.pace_weeks[i]),
+            means=MEANS[bool(insert[i]), lo[i] - now <= INSERT_MAX_MM],
         )  # fmt: skip
 
     keys = [current, previous, insert, came_down, lo, hi, direction, referred, urgency,

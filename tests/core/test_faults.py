@@ -213,7 +213,7 @@ def test_the_stiffer_side_is_named_when_the_sides_differ(engine):
         person(8, ktw=None, mobility={"knee_to_wall_cm": {"left": 11, "right": 8}})
     )
     hd040 = next(f for f in out["explanation"]["rules"] if f["id"] == "HD040")
-    assert hd040["message"].startswith("Your right ankle bends less (8 cm against 11 cm)")
+    assert hd040["message"].startswith("Your right ankle bends less (8 cm against 11 cm barefoot)")
     assert "right ankle" in next(a["text"] for a in out["advice"] if a["id"] == "HD040")
 
 

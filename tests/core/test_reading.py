@@ -126,8 +126,8 @@ def test_a_knee_to_wall_of_10_5_cm_is_not_rounded_to_10(engine):
     out = engine.recommend(
         person(10, ktw=None, mobility={"knee_to_wall_cm": {"left": 8, "right": 10.5}})
     )
-    assert message(out, "HD040") == "Your left ankle bends less (8 cm against 10.5 cm)."
-    assert "(8 cm against 10.5 cm): work on that side first" in advice(out, "HD040")
+    assert message(out, "HD040") == "Your left ankle bends less (8 cm against 10.5 cm barefoot)."
+    assert "(8 cm against 10.5 cm barefoot): work on that side first" in advice(out, "HD040")
 
 
 def test_a_knee_to_wall_from_a_lunge_angle_reads_to_one_decimal(engine):
@@ -138,9 +138,9 @@ def test_a_knee_to_wall_from_a_lunge_angle_reads_to_one_decimal(engine):
     # 12 / 3.6 - 1 = 2.33 cm and 40 / 3.6 - 1 = 10.11 cm: a referral (under 3 cm; 7.8 cm apart)
     assert out["recommendation"]["referral"]["reasons"] == [
         "your left ankle bends 7.8 cm less than the other",
-        "an ankle that barely bends (knee-to-wall 2.3 cm) needs assessing",
+        "an ankle that barely bends (knee-to-wall 2.3 cm barefoot) needs assessing",
     ]
-    assert message(out, "HD040") == "Your left ankle bends less (2.3 cm against 10.1 cm)."
+    assert message(out, "HD040") == "Your left ankle bends less (2.3 cm against 10.1 cm barefoot)."
 
 
 def test_referral_reasons_read_as_whole_sentences_in_the_summary(engine):
@@ -203,3 +203,92 @@ def test_the_daily_cap_states_the_height_a_therapeutic_insert_keeps(engine):
         "your 22 mm stays."
     )
     assert message(engine.recommend(person(20)), "HD019") == "Everyday shoes: no more than 14 mm."
+
+
+# A second reading (82 more answers) found these.
+
+
+@pytest.mark.parametrize(
+    ("current", "symptoms"), [(7.5, {"knee_pain": 5}), (4.5, {"forefoot_pain": 5})]
+)
+def test_a_fractional_drop_at_a_never_raise_ceiling_is_kept_not_lowered_half_a_mm(
+    engine, current, symptoms
+):
+    # min(8, current) read in whole millimetres, as 'hold' is: up to the current drop's ceil
+    out = engine.recommend(
+        person(current, ktw=10, symptoms=symptoms, activity={"primary": "walking"})
+    )
+    rec = out["recommendation"]
+    assert rec["direction"] == "keep" and rec["transition_plan"] == []
+    assert span(out)[0] <= current and span(out)[1] == current + 0.5
+
+
+def test_a_referral_that_undoes_a_switch_does_not_also_say_change_nothing(engine):
+    out = engine.recommend(
+        person(0, ktw=None, footwear={"previous_drop_mm": 10, "weeks_in_current_drop": 3},
+               activity={"primary": "running", "running_km_per_week": 20},
+               symptoms={"calf_tightness": 5, "started_after_shoe_change": True},
+               history={"can_walk_four_steps": False})
+    )  # fmt: skip
+    assert "go back to your 10 mm shoes" in summary(out)
+    assert message(out, "HD001") == (
+        "See a clinician today: you cannot walk four steps, which needs an X-ray."
+    )
+
+
+def test_an_overruled_runners_forefoot_hold_does_not_deny_the_step_back(engine):
+    out = engine.recommend(
+        person(4, ktw=11, footwear={"previous_drop_mm": 10, "weeks_in_current_drop": 6,
+                                    "current_type": "road_running"},
+               activity={**RUNNER, "running_km_per_week": 40},
+               symptoms={"forefoot_pain": 5, "started_after_shoe_change": True})
+    )  # fmt: skip
+    assert span(out) == (8, 8) and firings(out)["HD020"] is True  # HD024 steps back
+    assert advice(out, "HD020").startswith(
+        "A runner's forefoot pain is not fixed by the drop alone."
+    )
+    assert message(out, "HD024").startswith("Symptoms after a fast move down from 10 mm")
+    assert "A fast move down from your previous shoes is often too much at once." in summary(out)
+
+
+def test_someone_with_an_insert_is_told_the_drop_counts_shoe_and_insert(engine):
+    lower = engine.recommend(
+        person(8, insert=6, ktw=11, person={"body_mass_kg": 85},
+               activity={"primary": "walking"}, symptoms={"forefoot_pain": 5})
+    )  # fmt: skip
+    assert summary(lower).startswith("Lower gradually from 14 mm with your insert to 3-6 mm (low)")
+    notes = [step["note"] for step in lower["recommendation"]["transition_plan"]]
+    assert notes[0].startswith("Wear 10 mm, shoe and insert together, for 6 weeks")
+    assert (
+        message(lower, "HD031") == "More load on the way down (85 kg of body mass): 6 weeks a step."
+    )
+    raise_ = engine.recommend(person(0, insert=2, symptoms={"achilles_pain": 5}))
+    assert "from 2 mm with your insert" in summary(raise_)
+    assert "higher shoes or a thicker insert" in summary(raise_)
+    assert raise_["recommendation"]["transition_plan"][0]["note"].startswith(
+        "Go to 8 mm, shoe and insert together: higher shoes or a thicker insert"
+    )
+
+
+def test_knee_to_wall_figures_say_they_are_barefoot_when_measured_in_shoes(engine):
+    out = engine.recommend(
+        person(8, ktw=None, mobility={"knee_to_wall_cm": {"left": 9, "right": 6},
+                                      "measured_in": "shoes"})
+    )  # fmt: skip
+    assert message(out, "HD012").startswith("A barefoot knee-to-wall of 5 cm")
+    assert message(out, "HD040") == "Your right ankle bends less (5 cm against 8 cm barefoot)."
+
+
+def test_talar_glide_advice_speaks_of_squats_only_as_a_condition(engine):
+    out = engine.recommend(person(14, symptoms={"anterior_ankle_pinch": 4},
+                                  mobility={"restriction_felt": "front"}))  # fmt: skip
+    text = advice(out, "HD017")
+    assert "re-test your knee-to-wall" in text and "If you squat, raise your heels" in text
+
+
+def test_the_sprains_message_is_a_sentence_a_customer_can_follow(engine):
+    out = engine.recommend(person(8, history={"ankle_sprains_past_2_years": 3}))
+    assert message(out, "HD043") == (
+        "3 sprains in two years: most ankles that sprain again and again have lost some of their "
+        "backward glide."
+    )

@@ -142,6 +142,25 @@ def test_a_referral_shows_its_banner_and_nothing_else_to_act_on(site):
         assert absent not in r.text
 
 
+def test_a_referral_that_undoes_a_switch_says_go_back_not_change_nothing(site):
+    client = signed_in(site)
+    keep = text(submit(client, REFERRAL))
+    assert "Do not change shoes for this until a clinician has seen it." in keep
+    undo = text(submit(client, {**COMMON, "footwear.previous_drop_mm": "10",
+                                "symptoms.calf_swelling_one_side": "yes"}))  # fmt: skip
+    assert "go back to your 10 mm shoes" in undo
+    assert "Until a clinician has seen it, go back to the 10 mm shoes worn before" in undo
+    assert "Do not change shoes" not in undo
+
+
+def test_a_range_of_one_value_is_headed_with_that_value(site):
+    r = submit(signed_in(site), {"footwear.current_drop_mm": "20", "footwear.current_type":
+                                 "weightlifting", "activity.primary": "weightlifting"})  # fmt: skip
+    assert r.status_code == 200
+    assert "Heel drop: 20 mm" in text(r) and "20 to 20 mm" not in text(r)
+    assert "the recommended 20 mm is marked" in r.text
+
+
 def test_invalid_answers_are_shown_beside_their_fields_with_what_was_typed(site):
     typed = {"footwear.current_drop_mm": "40", "person.age_years": "forty",
              "symptoms.knee_pain": "3", "person.body_mass_kg": "72,5"}  # fmt: skip
