@@ -109,6 +109,18 @@ def plain(d: Decisions, key: str, i: int) -> Any:
     return OPTIONS[key][int(number)] if key in OPTIONS else round(number, 1)
 
 
+class Amount(float):
+    """A number in a rule's text: formatted as a float is, or, with a unit after a space in
+    its format ("{weeks:.0f weeks}"), as "1 week" or "3 weeks"."""
+
+    def __format__(self, spec: str) -> str:
+        number, _, unit = spec.partition(" ")
+        text = format(float(self), number)
+        if not unit:
+            return text
+        return f"{text} {unit.removesuffix('s') if text == '1' else unit}"
+
+
 class TemplateValues(dict[str, Any]):
     """The values a rule's message reads, for row i, read when the template asks."""
 
@@ -125,7 +137,9 @@ class TemplateValues(dict[str, Any]):
         if key == "reasons":
             return "; ".join(self.reasons())
         number = plain(d, key, i)
-        return math.nan if number is None else number
+        if number is None:
+            return math.nan
+        return Amount(number) if isinstance(number, float) else number
 
     def reasons(self) -> list[str]:
         """The texts of the rule's reasons that held on this row."""

@@ -292,3 +292,15 @@ def test_the_sprains_message_is_a_sentence_a_customer_can_follow(engine):
         "3 sprains in two years: most ankles that sprain again and again have lost some of their "
         "backward glide."
     )
+
+
+def test_one_week_is_a_week_not_1_weeks(engine):
+    injury = engine.recommend(person(10, history={"weeks_since_ankle_injury": 1}))
+    assert injury["recommendation"]["referral"]["reasons"] == [
+        "your ankle injury was 1 week ago, and a sprain takes 3 to 6 weeks to heal"
+    ]
+    switched = engine.recommend(
+        person(0, footwear={"weeks_in_current_drop": 1, "years_in_heeled_shoes": 6},
+               symptoms={"calf_tightness": 4})
+    )  # fmt: skip
+    assert message(switched, "HD010").startswith("Symptoms 1 week into 0 mm shoes, after 6 years")

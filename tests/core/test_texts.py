@@ -1,11 +1,12 @@
-"""Texts worded per distinct values: rows share a text only when its inputs are equal."""
+"""Texts worded per distinct values (rows share a text only when its inputs are equal), and the
+numbers in them."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from service.core.texts import distinct
+from service.core.texts import Amount, distinct
 
 FLOATS = st.sampled_from([0.0, -0.0, 1.5, 1.5000000000000002, np.nan, -np.inf, 7.0, 1e300])
 
@@ -45,3 +46,12 @@ def test_keys_with_more_combinations_than_an_integer_holds_still_group_exactly()
     first, which = distinct(*keys)
     assert len(first) == 500
     assert np.array_equal(which[:500], which[500:])
+
+
+@given(st.floats(0, 1000, allow_nan=False), st.sampled_from(["weeks", "years", "hours"]))
+def test_an_amount_with_a_unit_is_singular_exactly_when_it_reads_1(value, unit):
+    said = format(Amount(value), f".0f {unit}")
+    number, word = said.split(" ")
+    assert number == format(value, ".0f")
+    assert word == (unit[:-1] if number == "1" else unit)
+    assert format(Amount(value), "g") == format(value, "g")  # without a unit, a float's format
