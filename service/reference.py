@@ -112,7 +112,7 @@ def fields_page() -> str:
         "measurement left out lowers the answer's confidence and is listed in "
         "`explanation.missing_inputs`. Why the rules use each field is in "
         "[rules.md](rules.md) and [evidence.md](evidence.md).\n\n",
-        f"One rule reads two fields: {EFFECTIVE_DROP_TOO_HIGH}.\n",
+        f"One rule reads two fields: `footwear.heel_insert_mm` {EFFECTIVE_DROP_TOO_HIGH}.\n",
     ]
     seen: set[str] = set()
     for f in FIELDS:

@@ -15,10 +15,11 @@ from service.core.summary import INSERT_MAX_MM, slots
 from service.core.texts import TemplateValues, Texts, messages, plain, value
 
 STEP_BACK_IF = "pain rises by 2 or more out of 10, or a new pain appears"
-AFTER_REFERRAL = (
-    "come back once a clinician has assessed you; see them sooner if the pain rises by 2 or more "
-    "out of 10"
-)
+AFTER_REFERRAL = {
+    "soon": "come back once a clinician has assessed you; see them sooner if the pain rises by 2 "
+    "or more out of 10",
+    "today": "come back once a clinician has assessed you",  # nothing is sooner than today
+}
 # A raise's note, by (whether the person wears a heel insert, whether an insert can make it).
 RAISE_NOTES = {
     (False, True): "Change to {drop} mm shoes, or add a heel insert; going higher can be done at "
@@ -30,6 +31,7 @@ RAISE_NOTES = {
     "can be done at once.",
 }
 LOWER_NOTE = "Wear {drop} mm{together} for {weeks} weeks; go on only if nothing hurts more."
+LAST_NOTE = "Wear {drop} mm{together} for {weeks} weeks; it is the new drop if nothing hurts more."
 TOGETHER = {False: "", True: ", shoe and insert together,"}
 TOP_FACTORS = 4
 IMPORTANT_INPUTS = (
@@ -83,7 +85,12 @@ def plan(
             "drop_mm": drop,
             "weeks": weeks,
             "note": " ".join(
-                [LOWER_NOTE.format(drop=drop, together=TOGETHER[insert], weeks=weeks), *notes]
+                [
+                    (LAST_NOTE if drop == range_max else LOWER_NOTE).format(
+                        drop=drop, together=TOGETHER[insert], weeks=weeks
+                    ),
+                    *notes,
+                ]
             ),
         }
         for k, drop in enumerate(drops, start=1)
@@ -172,7 +179,7 @@ def _answer(
         "referral": referral,
         "follow_up": {
             "retest_weeks": weeks,
-            "step_back_if": AFTER_REFERRAL if referral else STEP_BACK_IF,
+            "step_back_if": AFTER_REFERRAL[urgency] if referral else STEP_BACK_IF,
         },
     }
     return {

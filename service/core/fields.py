@@ -24,8 +24,9 @@ ACTIVITIES = ("running", "walking", "standing_work", "weightlifting", "court_spo
 HEEL_LIFT_EFFECTS = ("helps", "no_change", "worse", "untried")  # what a higher heel did to the pain
 KNEE_TIGHTNESS = ("straight", "bent", "same", "unknown")  # calf stretch tighter with the knee ...
 MAX_EFFECTIVE_DROP = 30.0  # shoe + insert: nothing heeldrop advises goes past it
+# Said after the field's name, as the other checks are ("footwear.heel_insert_mm must ...").
 EFFECTIVE_DROP_TOO_HIGH = (
-    "the effective drop (current_drop_mm + heel_insert_mm) is at most 30 mm; "
+    "must keep the effective drop (current_drop_mm + heel_insert_mm) at 30 mm or less; "
     "nothing heeldrop advises goes past it"
 )
 
@@ -141,7 +142,9 @@ FIELDS: tuple[Field, ...] = (
        "They squat or lift in weightlifting shoes (a raised, hard heel)."),
     _s("anterior_ankle_pinch", "Front-of-ankle pinch",
        "Pinching pain at the front of the ankle as the knee goes over the toes." + _SEVERITY),
-    _s("calf_tightness", "Calf tightness", "Tightness or aching in the calf." + _SEVERITY),
+    _s("calf_tightness", "Calf tightness",
+       "How tight the calf feels: tightness, not pain (one swollen calf refers the same day; "
+       "pain from a recent calf injury needs a clinician, not this scale)." + _SEVERITY),
     _s("achilles_pain", "Achilles pain",
        "Pain in the Achilles tendon, the cord above the heel." + _SEVERITY),
     _s("plantar_heel_pain", "Heel pain under the foot",

@@ -45,6 +45,10 @@ INSERT_MAX_MM = 12
 REFERRAL_KEEP = (
     "See a clinician {when} before changing your shoes; until then, keep your {now:g} mm."
 )
+REFERRAL_KEEP_INSERT = (
+    "See a clinician {when} before changing your shoes; until then, keep your shoes and heel "
+    "insert at {now:g} mm."
+)
 REFERRAL_BACK = "See a clinician {when}; until then, go back to your {back:g} mm shoes."
 MODEL_ESTIMATE = "This is the model's best estimate for people like you."
 MODEL_SIMULATED = (
@@ -89,7 +93,8 @@ def _leads(d: Decisions, rows: np.ndarray, texts: Texts) -> np.ndarray:
         if referred[i]:
             when = URGENCY[urgency[i]]
             if lo[i] <= now <= hi[i]:
-                return REFERRAL_KEEP.format(when=when, now=round(now, 1))
+                keep = REFERRAL_KEEP_INSERT if insert[i] else REFERRAL_KEEP
+                return keep.format(when=when, now=round(now, 1))
             return REFERRAL_BACK.format(when=when, back=round(float(previous[i]), 1))
         lead = DIRECTIONS[direction[i]]
         if lead == "keep" and insert[i]:

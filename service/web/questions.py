@@ -76,7 +76,7 @@ SECTIONS = (
         Q("symptoms.ankle_locks_or_catches", lazy("Does the ankle lock or catch?")),
         Q("symptoms.focal_bone_pain", lazy("Does one spot on a bone hurt to press, or hopping on that leg?")),
         Q("history.suspected_achilles_rupture", lazy("Did they feel a snap or a kick at the back of the heel?")),
-        Q("history.can_walk_four_steps", lazy("Could they walk four steps straight after the injury?")),
+        Q("history.can_walk_four_steps", lazy("After a recent injury: could they walk four steps straight after it?"), lazy("Leave blank if there was no injury.")),
         Q("history.diabetes_or_neuropathy", lazy("Do they have diabetes or numb feet?")),
     )),
     Section("history", lazy("History"), (

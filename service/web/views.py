@@ -87,10 +87,16 @@ def sign_out() -> Any:
 def _ruler(rec: dict[str, Any], current: float) -> dict[str, Any]:
     """Positions (in mm of a 0-30 ruler) for the drop ruler's bands, range and current drop."""
     return {
-        "bands": [(band, BAND_MM[band][0], min(BAND_MM[band][1] + 1, RULER_MM)) for band in BANDS],
+        # each band over its whole millimetres: a mark at 10 sits inside 7-10, one at 11 outside
+        "bands": [(band, BAND_MM[band][0] - 0.5, BAND_MM[band][1] + 0.5) for band in BANDS],
         "lo": rec["drop_mm"]["min"], "hi": rec["drop_mm"]["max"],
         "current": min(current, RULER_MM), "max": RULER_MM,
     }  # fmt: skip
+
+
+def _referring() -> set[str]:
+    """The ids of the rules that refer: a referral sets every other rule aside."""
+    return {r.id for r in current_app.extensions["heeldrop"].recommender.rules if r.referral}
 
 
 def _timeline(plan: list[dict[str, Any]], start: date) -> list[dict[str, Any]]:
@@ -119,6 +125,7 @@ def form() -> Any:
             return render_template(
                 "answer.html", answer=given, rec=rec, ruler=_ruler(rec, current),
                 timeline=_timeline(rec["transition_plan"], today), today=today,
+                insert=bool(data["footwear"].get("heel_insert_mm")), referral_rules=_referring(),
                 follow_up=today + timedelta(weeks=rec["follow_up"]["retest_weeks"]),
                 client_ref=data.get("client_ref"), form=FlaskForm(),
             )  # fmt: skip

@@ -766,3 +766,16 @@ def test_a_run_without_a_terminal_logs_progress_lines_with_the_share_read(tmp_pa
     shares = [int(m[2]) for line in lines if (m := PROGRESS.fullmatch(line)) and m[2]]
     assert shares and shares == sorted(shares) and all(0 < s < 100 for s in shares)
     assert done.stderr.splitlines()[-1] == "30000 rows: 30000 ok, 0 errors"
+
+
+def test_an_effective_drop_past_30_mm_is_a_row_error_that_reads_as_a_sentence(tmp_path, models):
+    src = tmp_path / "in.csv"
+    src.write_text("footwear.current_drop_mm,footwear.heel_insert_mm\n20,15\n20,10\n")
+    code, _ = score(src, models)
+    assert code == 0
+    over, at = rows(tmp_path / "in.out.csv")
+    assert over["rec_error"] == (
+        "row 2: footwear.heel_insert_mm must keep the effective drop (current_drop_mm + "
+        "heel_insert_mm) at 30 mm or less; nothing heeldrop advises goes past it"
+    )
+    assert at["rec_status"] == "ok"  # 30 mm itself is answered

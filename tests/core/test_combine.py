@@ -200,7 +200,7 @@ def test_a_referral_keeps_the_current_drop_and_overrules_everything_else(rules_o
     assert fired.pop("HD001") is False and fired.pop("HD003") is False
     assert {"HD011", "HD015", "HD041", "HD043", "HD044", "HD045"} <= set(fired)
     assert all(fired.values())
-    assert "keep your 9.5 mm" in out["explanation"]["summary"]
+    assert "keep your shoes and heel insert at 9.5 mm" in out["explanation"]["summary"]
 
 
 def test_a_referral_soon_keeps_an_integer_current_drop_exactly(rules_only):

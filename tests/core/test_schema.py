@@ -116,7 +116,7 @@ def test_an_effective_drop_over_30_mm_is_refused_at_the_insert_saying_so(drop, i
     with pytest.raises(InvalidInput) as refused:
         load_request(body)
     assert list(refused.value.errors) == ["footwear.heel_insert_mm"]
-    assert "at most 30 mm" in refused.value.errors["footwear.heel_insert_mm"][0]
+    assert "at 30 mm or less" in refused.value.errors["footwear.heel_insert_mm"][0]
     assert request_schema.quick is not None
     with pytest.raises(Exception):  # noqa: B017 - the quick check declines it too
         request_schema.quick(body)

@@ -14,8 +14,11 @@ from tests.api.test_docs_page import browser  # noqa: F401 - the shared Chromium
 from tests.api.test_live import LiveServer, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as until  # noqa: E402
 from selenium.webdriver.support.select import Select  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
@@ -61,11 +64,30 @@ def accessible(driver) -> None:
     assert bad == [], bad
 
 
+def replaced(page):
+    """A wait condition: `page` (an element of the old page) is gone. Chromedriver sometimes
+    reports a gone element as an 'unhandled inspector error' instead of a stale one (selenium
+    issue 15401), which selenium's own staleness_of lets through."""
+
+    def gone(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def submit(driver, button: str) -> None:
     """Click a submit button and wait for the next page."""
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, button).click()
-    WebDriverWait(driver, 30).until(until.staleness_of(page))
+    WebDriverWait(driver, 30).until(replaced(page))
 
 
 def sign_in(driver, server, name="ann") -> None:
@@ -158,7 +180,7 @@ def test_a_follow_up_is_recorded_and_another_tenant_gets_404(browser, server):  
     fill(browser, {"footwear.current_drop_mm": "10", "symptoms.achilles_pain": "4"})
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(By.LINK_TEXT, "Record the follow-up").click()
-    WebDriverWait(browser, 30).until(until.staleness_of(page))
+    WebDriverWait(browser, 30).until(replaced(page))
     follow_url = browser.current_url
     shot(browser, "7-follow-up")
     accessible(browser)

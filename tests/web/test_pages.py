@@ -149,8 +149,18 @@ def test_a_referral_that_undoes_a_switch_says_go_back_not_change_nothing(site):
     undo = text(submit(client, {**COMMON, "footwear.previous_drop_mm": "10",
                                 "symptoms.calf_swelling_one_side": "yes"}))  # fmt: skip
     assert "go back to your 10 mm shoes" in undo
-    assert "Until a clinician has seen it, go back to the 10 mm shoes worn before" in undo
+    assert "Until a clinician has seen it, go back to the shoes worn before" in undo
     assert "Do not change shoes" not in undo
+
+
+def test_the_heading_says_when_the_drop_counts_the_insert_and_a_referral_sets_rules_aside(site):
+    client = signed_in(site)
+    r = submit(client, {"footwear.current_drop_mm": "10", "footwear.heel_insert_mm": "8"})
+    assert '<h1 id="range-title">' in r.text and "(shoe and insert together)" in text(r)
+    referred = text(submit(client, {**COMMON, "footwear.previous_drop_mm": "10",
+                                    "symptoms.calf_swelling_one_side": "yes"}))  # fmt: skip
+    assert "(set aside for the referral)" in referred and "(overruled)" not in referred
+    assert "(shoe and insert together)" not in text(submit(client, COMMON))
 
 
 def test_a_range_of_one_value_is_headed_with_that_value(site):
