@@ -26,6 +26,9 @@ def number(text: str) -> float | None:
 
 def explain(f: Field) -> str:
     """What a field accepts, as a fitter would be told."""
+    if f.path == "person.age_years":  # outside it, the customer is not one heeldrop advises
+        return _("heeldrop advises people aged %(lo)g to %(hi)g: enter the age in years.",
+                 lo=f.lo, hi=f.hi)  # fmt: skip
     if f.kind in ("number", "count", "severity"):
         whole = _("a whole number") if f.kind != "number" else _("a number")
         return _("Enter %(what)s from %(lo)g to %(hi)g.", what=whole, lo=f.lo, hi=f.hi)
@@ -62,7 +65,7 @@ def read(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     if "footwear.current_drop_mm" not in flat and "footwear.current_drop_mm" not in errors:
         errors["footwear.current_drop_mm"] = _("The shoe's drop is needed: it is on the box.")
     if errors:
-        return {}, errors
+        return {}, _in_form_order(errors)
     try:
         return load_request(nest(flat)), {}
     except InvalidInput as exc:
@@ -74,4 +77,10 @@ def read(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
                 )
             else:
                 errors[path] = explain(BY_PATH[path]) if path in BY_PATH else _("Check this.")
-        return {}, errors
+        return {}, _in_form_order(errors)
+
+
+def _in_form_order(errors: dict[str, str]) -> dict[str, str]:
+    """Errors in the order their questions come on the form (the list at the top reads so)."""
+    order = {q.path: k for k, q in enumerate(ASKED)}
+    return dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))

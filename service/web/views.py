@@ -131,7 +131,7 @@ def form() -> Any:
             )  # fmt: skip
     status = 422 if errors else 200
     return render_template("fit.html", sections=SECTIONS, typed=typed, errors=errors,
-                           options=OPTIONS, form=page), status  # fmt: skip
+                           options=OPTIONS, labels=LABELS, form=page), status  # fmt: skip
 
 
 @staff_only

@@ -176,7 +176,7 @@ def test_invalid_answers_are_shown_beside_their_fields_with_what_was_typed(site)
              "symptoms.knee_pain": "3", "person.body_mass_kg": "72,5"}  # fmt: skip
     r = submit(signed_in(site), typed)
     assert r.status_code == 422
-    assert "Enter a number from 0 to 30." in r.text and "Enter a number from 8 to 100." in r.text
+    assert "Enter a number from 0 to 30." in r.text and "advises people aged 8 to 100" in r.text
     assert 'value="40"' in r.text and 'value="forty"' in r.text and 'value="72,5"' in r.text
     assert '<option value="3" selected>' in r.text
     assert logged(site) == []
@@ -187,6 +187,20 @@ def test_invalid_answers_are_shown_beside_their_fields_with_what_was_typed(site)
 def test_the_drop_is_required(site):
     r = submit(signed_in(site), {"symptoms.knee_pain": "2"})
     assert r.status_code == 422 and "on the box" in r.text
+
+
+def test_the_list_of_problems_names_each_field_in_the_forms_order(site):
+    r = submit(signed_in(site), {"person.age_years": "6", "activity.running_km_per_week": "900"})
+    assert r.status_code == 422
+    problems = re.search(r'<div class="error-summary".*?</div>', r.text, re.S).group(0)
+    items = re.findall(r'<a href="#([^"]+)">([^<]+)</a>', problems)
+    assert [path for path, _ in items] == [
+        "footwear.current_drop_mm",
+        "person.age_years",
+        "activity.running_km_per_week",
+    ]  # the shoe comes first on the form, the drop's absence included
+    assert items[0][1] == "Heel drop of the shoe: The shoe&#39;s drop is needed: it is on the box."
+    assert items[1][1].endswith(": heeldrop advises people aged 8 to 100: enter the age in years.")
 
 
 def follow(client, request_id, **fields):
