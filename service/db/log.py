@@ -109,14 +109,27 @@ class RecommendationLog:
             raise Unavailable(type(exc).__name__) from None
         return receipt
 
-    def owns(self, tenant: str, request_id: str) -> bool:
-        """Whether `tenant` got the recommendation `request_id`; Unavailable if the database
-        fails."""
+    def given(self, tenant: str, request_id: str) -> dict[str, Any] | None:
+        """What `tenant`'s recommendation `request_id` said and when, with its stored request;
+        None when it is not one of this tenant's. Unavailable if the database fails."""
+        columns = (Recommendation.created_at, Recommendation.request, Recommendation.drop_min_mm,
+                   Recommendation.drop_max_mm, Recommendation.band, Recommendation.direction,
+                   Recommendation.referral)  # fmt: skip
         try:
             with self.engine.connect() as connection:
-                return self._owns(connection, tenant, request_id)
+                row = (
+                    connection.execute(
+                        select(*columns).where(
+                            Recommendation.request_id == request_id,
+                            Recommendation.tenant == tenant,
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
         except SQLAlchemyError as exc:
             raise Unavailable(type(exc).__name__) from None
+        return None if row is None else dict(row)
 
     @staticmethod
     def _owns(connection: Any, tenant: str, request_id: str) -> bool:

@@ -137,7 +137,8 @@ def form() -> Any:
 @staff_only
 def follow_up(request_id: str) -> Any:
     book = current_app.extensions["heeldrop.log"]
-    if not book.owns(g.tenant, request_id):
+    given = book.given(g.tenant, request_id)
+    if given is None:
         abort(404)
     page = FlaskForm()
     errors: dict[str, str] = {}
@@ -157,9 +158,17 @@ def follow_up(request_id: str) -> Any:
                 return render_template("recorded.html", report=report, form=FlaskForm())
     return render_template(
         "follow_up.html", request_id=request_id, typed=request.form, errors=errors, form=page,
-        outcomes=OUTCOMES, symptoms=SYMPTOMS_AFTER,
+        outcomes=OUTCOMES, symptoms=SYMPTOMS_AFTER, given=given, then=_then(given["request"]),
         labels={name: LABELS[f"symptoms.{name}"] for name in SYMPTOMS_AFTER},
     ), (422 if errors else 200)  # fmt: skip
+
+
+def _then(request: dict[str, Any]) -> dict[str, Any]:
+    """From a logged request: the effective drop and the symptoms (0-10) it gave."""
+    footwear, symptoms = request.get("footwear", {}), request.get("symptoms", {})
+    now = footwear.get("current_drop_mm", 0) + (footwear.get("heel_insert_mm") or 0)
+    scores = {name: symptoms[name] for name in SYMPTOMS_AFTER if symptoms.get(name) is not None}
+    return {"drop": now, "symptoms": scores}
 
 
 def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]]:

@@ -228,6 +228,18 @@ def test_a_follow_up_is_recorded_for_the_users_tenant_once_per_weeks_worn(site):
     assert again.status_code == 422 and "already recorded" in again.text
 
 
+def test_the_follow_up_page_shows_what_was_recommended_and_the_symptoms_then(site):
+    client = signed_in(site)
+    submit(client, COMMON)  # 0 mm, calf tightness 5: step back up to 4-6 mm
+    ((request_id, _),) = logged(site)
+    page = text(client.get(f"/fit/follow-up/{request_id}"))
+    assert re.search(r"Recommended on \d\d \w{3} \d{4}: 4 to 6 mm \(low\), from 0 mm\.", page)
+    assert "At the fitting: Calf tightness 5/10." in page
+    assert "referred" not in page
+    other = signed_in(site, "bob")  # another shop's user: no such recommendation
+    assert other.get(f"/fit/follow-up/{request_id}").status_code == 404
+
+
 def test_invalid_follow_ups_show_their_errors(site):
     client = signed_in(site)
     submit(client, COMMON)
