@@ -49,6 +49,8 @@ DERIVED_WORDS = {
     "ktw_max": "the larger of the measured sides",
     "ktw_asym": "the difference between the sides, when both are known",
     "stiffer_side": "`left` or `right`: the side that bends less, when they differ by 2 cm or more",
+    "ktw_min_side": "`left` or `right`: the side of `ktw_min`, when the input tells it (the "
+    "`stiffer_side`, or the only side measured)",
     "pain_max": "the largest score of front-of-ankle pinch, Achilles, heel, forefoot and knee "
     "pain (calf tightness is not pain)",
     "pain3": "any of those five pains, or calf tightness, is 3 or more",

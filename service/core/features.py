@@ -41,7 +41,7 @@ LIFT = np.array([[_code("footwear.heel_lift_effect", e)] for e in ("helps", "wor
 KNEE_STRAIGHT = _code("mobility.tighter_with_knee", "straight")
 SIDES = ("left", "right")
 # Derived values with options, as enums are: their codes index these.
-DERIVED_OPTIONS = {"stiffer_side": SIDES}
+DERIVED_OPTIONS = {"stiffer_side": SIDES, "ktw_min_side": SIDES}
 _NAMES = tuple((context_name(f.path), f.path) for f in FIELDS if f.kind != "text")
 
 
@@ -50,6 +50,7 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     the severities with absent as 0, the effective `current` drop and its band, knee-to-wall per
     side (from the lunge angle when not measured, less a shoe's heel, never below 0),
     `ktw_min`, `ktw_max`, `ktw_asym` and the `stiffer_side` (when they differ by 2 cm or more),
+    `ktw_min_side` (the stiffer side, or the only side measured),
     `pain_max` (the largest pain; calf tightness is not pain), and the flags `pain3`, `runs`,
     `regular_runner` and `lifting`."""
     ctx = {name: cols[path] for name, path in _NAMES}
@@ -61,6 +62,13 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
     heel = SHOE_HEEL_CM * (ctx["measured_in"] == SHOES)
     left, right = np.maximum(np.where(np.isnan(ktw), lunge * CM_PER_DEGREE, ktw) - heel, 0.0)
     asym = np.abs(left - right)
+    stiffer = np.where(asym >= 2, (right < left).astype(np.float64), np.nan)
+    measured_left, measured_right = ~np.isnan(left), ~np.isnan(right)
+    min_side = np.where(  # the stiffer side, or the one side measured
+        measured_left & ~measured_right,
+        0.0,
+        np.where(measured_right & ~measured_left, 1.0, stiffer),
+    )
     primary = ctx["primary"]
     runs = (primary == RUNNING) | (ctx["running_km_per_week"] >= 5)
     pains = severity[: len(PAINS)]
@@ -72,7 +80,8 @@ def derive(cols: Columns) -> dict[str, np.ndarray]:
         ktw_min=np.fmin(left, right),
         ktw_max=np.fmax(left, right),
         ktw_asym=asym,
-        stiffer_side=np.where(asym >= 2, (right < left).astype(np.float64), np.nan),
+        stiffer_side=stiffer,
+        ktw_min_side=min_side,
         pain_max=np.delete(pains, PAINS.index("calf_tightness"), axis=0).max(axis=0),
         pain3=pains.max(axis=0) >= 3,
         runs=runs,

@@ -31,6 +31,7 @@ DERIVED: dict[str, Kind] = {
     "ktw_max": "number",
     "ktw_asym": "number",
     "stiffer_side": "text",
+    "ktw_min_side": "text",
     "pain_max": "number",
     "pain3": "flag",
     "runs": "flag",

@@ -138,7 +138,7 @@ def test_a_knee_to_wall_from_a_lunge_angle_reads_to_one_decimal(engine):
     # 12 / 3.6 - 1 = 2.33 cm and 40 / 3.6 - 1 = 10.11 cm: a referral (under 3 cm; 7.8 cm apart)
     assert out["recommendation"]["referral"]["reasons"] == [
         "your left ankle bends 7.8 cm less than the other",
-        "an ankle that barely bends (knee-to-wall 2.3 cm barefoot) needs assessing",
+        "your left ankle barely bends (knee-to-wall 2.3 cm barefoot) and needs assessing",
     ]
     assert message(out, "HD040") == "Your left ankle bends less (2.3 cm against 10.1 cm barefoot)."
 
@@ -275,7 +275,7 @@ def test_knee_to_wall_figures_say_they_are_barefoot_when_measured_in_shoes(engin
         person(8, ktw=None, mobility={"knee_to_wall_cm": {"left": 9, "right": 6},
                                       "measured_in": "shoes"})
     )  # fmt: skip
-    assert message(out, "HD012").startswith("A barefoot knee-to-wall of 5 cm")
+    assert message(out, "HD012").startswith("Your right ankle's barefoot knee-to-wall is 5 cm")
     assert message(out, "HD040") == "Your right ankle bends less (5 cm against 8 cm barefoot)."
 
 
@@ -353,3 +353,23 @@ def test_figures_the_person_gave_with_a_decimal_keep_it(engine):
     assert message(out, "HD024").startswith("Symptoms after a fast move down from 12.5 mm")
     child = engine.recommend(person(10, person={"age_years": 15.6}, symptoms={"achilles_pain": 4}))
     assert "(15.6 years)" in message(child, "HD048")
+
+
+@pytest.mark.parametrize(
+    ("sides", "reason"),
+    [
+        ({"left": 0}, "your left ankle barely bends (knee-to-wall 0 cm barefoot) and needs "
+                      "assessing"),
+        ({"left": 9, "right": 2}, "your right ankle barely bends (knee-to-wall 2 cm barefoot) and "
+                                  "needs assessing"),
+        ({"left": 1, "right": 2}, "both ankles barely bend (knee-to-wall under 3 cm barefoot) and "
+                                  "need assessing"),
+        ({"left": 2.5, "right": 4}, "an ankle that barely bends (knee-to-wall 2.5 cm barefoot) "
+                                    "needs assessing"),  # within 2 cm: no side is singled out
+    ],
+)  # fmt: skip
+def test_an_ankle_that_barely_bends_is_named_by_its_side_when_the_input_tells_it(
+    engine, sides, reason
+):
+    out = engine.recommend(person(8, ktw=None, mobility={"knee_to_wall_cm": sides}))
+    assert reason in out["recommendation"]["referral"]["reasons"]
