@@ -127,7 +127,9 @@ def test_a_common_case_answers_on_one_screen_and_is_logged_under_the_users_tenan
     assert r.status_code == 200
     page = text(r)
     assert "Heel drop: 4 to 6 mm" in page and "Step back up" in page
-    assert "Plan" in page and "Follow-up:" in page and "Mrs Jones" in page
+    assert "Plan" in page and "Follow-up:" in page and "Customer: Mrs Jones" in page
+    printed = re.search(r'<p class="print-only">([^<]*)</p>', r.text).group(1)
+    assert re.fullmatch(r"heeldrop recommendation · \d\d \w{3} \d{4}", printed)  # as the plan
     assert 'class="ruler"' in r.text and 'class="range"' in r.text
     (row,) = logged(site)
     assert row.tenant == "corner-shop" and row.request_id in r.text
