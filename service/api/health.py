@@ -37,7 +37,7 @@ def metrics() -> Response | tuple[Response, int]:
     prom.show_model(model.version if model else "none")
     try:
         body, content_type = prom.render()
-    except FileNotFoundError:  # workers kept exiting while their files were read
+    except prom.FilesChanging:  # workers kept starting or exiting while their files were read
         message = "the workers' metrics changed while being read; try again"
         return jsonify(code=503, status="Service Unavailable", message=message, errors={}), 503
     return Response(body, content_type=content_type)

@@ -5,6 +5,8 @@ then writes its samples to files there and /metrics aggregates them.
 """
 
 import os
+import struct
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -98,21 +100,30 @@ def show_model(version: str) -> None:
     _SHOWN.add(version)
 
 
+class FilesChanging(Exception):
+    """The workers' metrics files kept changing while they were read."""
+
+
 def render(attempts: int = 3) -> tuple[bytes, str]:
-    """The text exposition of every worker's samples; FileNotFoundError if the workers' files
+    """The text exposition of every worker's samples; FilesChanging if the workers' files
     keep changing under it.
 
-    A worker that exits while the files are read has its live gauges' file removed (gunicorn's
-    child_exit): reading again then sees the folder without it.
+    Read again when a worker's file went away (a worker that exits has its live gauges' file
+    removed, gunicorn's child_exit) or is still empty: prometheus_client creates a file before
+    it sizes it, and reading it in between fails (prometheus/client_python issue 1199), as a
+    scrape while a worker boots would.
     """
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-    for _ in range(attempts - 1):
+    for attempt in range(attempts - 1):
         try:
             return _collect()
-        except FileNotFoundError:
-            continue
-    return _collect()
+        except (FileNotFoundError, struct.error):
+            time.sleep(0.01 * (attempt + 1))
+    try:
+        return _collect()
+    except (FileNotFoundError, struct.error):
+        raise FilesChanging() from None
 
 
 def _collect() -> tuple[bytes, str]:

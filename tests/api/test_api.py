@@ -651,6 +651,35 @@ def test_after_a_reload_only_the_serving_version_is_reported_as_loaded():
     assert info["v-old"] == 0 and info["v-new"] == 1
 
 
+def test_metrics_read_past_a_workers_file_not_yet_sized(tmp_path, monkeypatch):
+    # prometheus_client creates a worker's file, then sizes it (client_python issue 1199): a
+    # scrape in between is read again, and one that never clears is a 503, never a 500.
+    from service.api import metrics
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    booting = tmp_path / "counter_1.db"
+    booting.touch()
+    waits = []
+    # while render waits, the booting worker gets on (here: its empty file goes away)
+    monkeypatch.setattr(metrics.time, "sleep", lambda s: (waits.append(s), booting.unlink()))
+    body, _ = metrics.render()
+    assert isinstance(body, bytes) and len(waits) == 1
+    monkeypatch.setattr(metrics.time, "sleep", waits.append)  # this one never gets on
+    booting.touch()
+    with pytest.raises(metrics.FilesChanging):
+        metrics.render()
+    assert len(waits) == 3  # read three times in all, waiting between
+
+
+def test_a_metrics_scrape_that_cannot_read_the_workers_files_is_a_503(
+    client, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    (tmp_path / "counter_1.db").touch()
+    r = client.get("/metrics")
+    assert r.status_code == 503 and "changed while being read" in r.json["message"]
+
+
 # The recommendation route decodes its body with orjson and loads it with the schema's quick
 # check; whatever either refuses goes through webargs. When the quick path answers, webargs'
 # own path (json.loads, marshmallow) must answer the same.

@@ -207,6 +207,9 @@ def live(registry, tmp_path_factory) -> Iterator[LiveServer]:
 def fresh_live(registry, tmp_path) -> Iterator[LiveServer]:
     """A server of its own, for tests that change the registry or restart workers."""
     server = start_server(tmp_path / "live", registry.root.parent)
+    # Every worker has loaded its model before a test changes the registry: a worker still
+    # booting could otherwise load a champion promoted in the test before it is damaged.
+    versions_by_worker(server)
     yield server
     server.stop()
 
