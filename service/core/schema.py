@@ -107,10 +107,14 @@ def _quick(f: Field) -> Check:
     return text
 
 
+def effective_drop(footwear: Mapping[str, Any]) -> float:
+    """A request's effective drop: the shoe's drop plus its heel insert (absent counts as 0)."""
+    return float(footwear.get("current_drop_mm") or 0) + float(footwear.get("heel_insert_mm") or 0)
+
+
 def effective_drop_fits(footwear: Mapping[str, Any]) -> bool:
     """Whether the shoe's drop plus its insert stays within the most heeldrop advises."""
-    drop = footwear.get("current_drop_mm")
-    return drop is None or drop + (footwear.get("heel_insert_mm") or 0) <= MAX_EFFECTIVE_DROP
+    return footwear.get("current_drop_mm") is None or effective_drop(footwear) <= MAX_EFFECTIVE_DROP
 
 
 def _fits(footwear: Any, **kwargs: Any) -> None:

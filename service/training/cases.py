@@ -7,6 +7,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from service.core.schema import effective_drop
+
 SHIPPED = resources.files("service.training").joinpath("cases.json")  # the article's people
 
 RULE_KEYS = ("rules_fired", "rules_not_fired", "rules_overruled")
@@ -22,12 +24,6 @@ def load_cases(path: str | Path | None = None) -> list[dict[str, Any]]:
     if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
         raise ValueError(f"{path}: expected a JSON list of case objects")
     return cases
-
-
-def _current(request: dict[str, Any]) -> float:
-    """The request's effective drop: shoe drop plus heel insert."""
-    shoe = request.get("footwear") or {}
-    return float(shoe.get("current_drop_mm") or 0) + float(shoe.get("heel_insert_mm") or 0)
 
 
 def _rule_failures(exp: dict[str, Any], rules: dict[str, bool]) -> list[str]:
@@ -84,5 +80,9 @@ def check_case(case: dict[str, Any], response: dict[str, Any]) -> list[str]:
         out.append(f"no_advice: advice given {advice}")
     if "plan_steps_at_most_mm" in exp:
         plan = rec.get("transition_plan") or []
-        out += _plan_failures(exp["plan_steps_at_most_mm"], _current(case.get("request", {})), plan)
+        out += _plan_failures(
+            exp["plan_steps_at_most_mm"],
+            effective_drop(case.get("request", {}).get("footwear") or {}),
+            plan,
+        )
     return [f"[{case.get('id', '?')}] {msg}" for msg in out]

@@ -80,7 +80,9 @@ def read(form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
         return {}, _in_form_order(errors)
 
 
+_FORM_ORDER = {q.path: k for k, q in enumerate(ASKED)}
+
+
 def _in_form_order(errors: dict[str, str]) -> dict[str, str]:
     """Errors in the order their questions come on the form (the list at the top reads so)."""
-    order = {q.path: k for k, q in enumerate(ASKED)}
-    return dict(sorted(errors.items(), key=lambda item: order.get(item[0], len(order))))
+    return dict(sorted(errors.items(), key=lambda item: _FORM_ORDER.get(item[0], len(ASKED))))

@@ -27,6 +27,7 @@ from service.api.metrics import count_outcome
 from service.api.recommendations import answer
 from service.api.schemas import OUTCOMES, SYMPTOMS_AFTER, OutcomeSchema
 from service.core.fields import BAND_MM, BANDS, BY_PATH
+from service.core.schema import effective_drop
 from service.db import Unavailable, users
 from service.db.log import DuplicateOutcome, UnknownRequest
 from service.web.form import explain, number, read
@@ -118,8 +119,7 @@ def form() -> Any:
         data, errors = read(request.form)
         if not errors:
             given = answer([data], [g.answer_id], g.tenant)[0]
-            current = (data["footwear"]["current_drop_mm"]
-                       + data["footwear"].get("heel_insert_mm", 0))  # fmt: skip
+            current = effective_drop(data["footwear"])
             today = date.today()
             rec = given["recommendation"]
             return render_template(
@@ -165,10 +165,9 @@ def follow_up(request_id: str) -> Any:
 
 def _then(request: dict[str, Any]) -> dict[str, Any]:
     """From a logged request: the effective drop and the symptoms (0-10) it gave."""
-    footwear, symptoms = request.get("footwear", {}), request.get("symptoms", {})
-    now = footwear.get("current_drop_mm", 0) + (footwear.get("heel_insert_mm") or 0)
+    symptoms = request.get("symptoms", {})
     scores = {name: symptoms[name] for name in SYMPTOMS_AFTER if symptoms.get(name) is not None}
-    return {"drop": now, "symptoms": scores}
+    return {"drop": effective_drop(request.get("footwear", {})), "symptoms": scores}
 
 
 def _report(request_id: str, typed: Any) -> tuple[dict[str, Any], dict[str, str]]:
